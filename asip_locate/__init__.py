@@ -1,0 +1,63 @@
+"""asip_locate: RFC 3263 SIP server location for asyncio, over c-ares.
+
+    async with Locator() as locator:
+        async for target in locator.locate("sip:alice@example.com"):
+            ...  # send; on a timeout, transport error or 503 go on to the next target
+"""
+
+from ._aiodns import AiodnsBackend
+from ._backend import CachedLookup, DnsBackend
+from ._errors import (
+    InvalidUriError,
+    InvalidViaError,
+    LocateError,
+    LocateTimeoutError,
+    NoTargetsError,
+    UnsupportedTransportError,
+)
+from ._locator import Locator
+from ._model import (
+    Answer,
+    Endpoint,
+    NaptrRecord,
+    Query,
+    RType,
+    SrvRecord,
+    Status,
+    Target,
+    Transport,
+)
+from ._options import IpStrategy, LocateOptions, SipsPolicy
+from ._stream import TargetStream
+from ._uri import SipUri, parse_uri
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiodnsBackend",
+    "Answer",
+    "CachedLookup",
+    "DnsBackend",
+    "Endpoint",
+    "InvalidUriError",
+    "InvalidViaError",
+    "IpStrategy",
+    "LocateError",
+    "LocateOptions",
+    "LocateTimeoutError",
+    "Locator",
+    "NaptrRecord",
+    "NoTargetsError",
+    "Query",
+    "RType",
+    "SipUri",
+    "SipsPolicy",
+    "SrvRecord",
+    "Status",
+    "Target",
+    "TargetStream",
+    "Transport",
+    "UnsupportedTransportError",
+    "__version__",
+    "parse_uri",
+]

@@ -1,0 +1,134 @@
+"""Locator: the public entry point that ties parsing, planning, DNS and streams."""
+
+from __future__ import annotations
+
+import random
+import weakref
+from types import TracebackType
+
+from ._aiodns import AiodnsBackend
+from ._backend import DnsBackend
+from ._errors import NoTargetsError
+from ._model import Target
+from ._options import LocateOptions
+from ._order import Rng
+from ._plan import RngFactory, plan_request
+from ._stream import TargetStream
+from ._uri import parse_uri
+
+
+class Locator:
+    """Finds where to send SIP requests (RFC 3263 §4).
+
+    Args:
+        options: LocateOptions; None uses the defaults.
+        backend: Where DNS questions go; None builds an AiodnsBackend from the
+            options. The Locator owns the backend and closes it in ``aclose``.
+
+    Use as ``async with Locator() as locator:``.
+    """
+
+    def __init__(
+        self, options: LocateOptions | None = None, *, backend: DnsBackend | None = None
+    ) -> None:
+        self.options = options or LocateOptions()
+        if backend is None:
+            backend = AiodnsBackend(
+                self.options.nameservers,
+                timeout=self.options.timeout,
+                tries=self.options.tries,
+            )
+        self.backend = backend
+        self._random = random.Random()
+        self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Locator open_streams={len(self._streams)} closed={self._closed}>"
+
+    def _rng_factory(self) -> RngFactory:
+        seed = self.options.seed
+        if seed is None:
+            shared: Rng = self._random
+            return lambda name: shared
+        # One generator per SRV owner: the order stays the same whatever order the
+        # answers arrive in.
+        return lambda name: random.Random(f"{seed}:{name}")
+
+    def locate(self, uri: str, *, as_sips: bool = False) -> TargetStream:
+        """Stream the targets for ``uri`` in RFC 3263 order.
+
+        Args:
+            uri: A SIP/SIPS URI, or a bare ``host`` / ``host:port``.
+            as_sips: Resolve as if the URI were SIPS (RFC 3261 §8.1.2: the
+                Request-URI is SIPS although the next hop, e.g. a Route, is not).
+
+        Raises:
+            InvalidUriError: at once, when ``uri`` cannot be parsed.
+        """
+        if self._closed:
+            raise RuntimeError("Locator is closed")
+        parsed = parse_uri(uri)
+        try:
+            resolution = plan_request(
+                parsed, self.options, self._rng_factory(), as_sips=as_sips
+            )
+        except NoTargetsError as exc:
+            return _failed_stream(uri, exc)
+        stream = TargetStream(
+            uri,
+            resolution,
+            self.backend,
+            deadline=self.options.deadline,
+            max_concurrency=self.options.max_concurrency,
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
+        """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
+        async with self.locate(uri, as_sips=as_sips) as stream:
+            return [target async for target in stream]
+
+    async def aclose(self) -> None:
+        """Close every stream still open, then the backend."""
+        if self._closed:
+            return
+        self._closed = True
+        for stream in list(self._streams):
+            await stream.aclose()
+        await self.backend.aclose()
+
+    async def __aenter__(self) -> Locator:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class _FailedStream(TargetStream):
+    """A stream whose only outcome is an error known before any lookup."""
+
+    def __init__(self, uri: str, error: NoTargetsError) -> None:
+        self.uri = uri
+        self._error: NoTargetsError | None = error
+        self._tasks = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<TargetStream {self.uri} failed>"
+
+    async def __anext__(self) -> Target:
+        error, self._error = self._error, None
+        if error is None:
+            raise StopAsyncIteration
+        raise error
+
+
+def _failed_stream(uri: str, error: NoTargetsError) -> TargetStream:
+    return _FailedStream(uri, error)

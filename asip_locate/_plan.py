@@ -1,0 +1,471 @@
+"""RFC 3263 §4 client procedure as a pure, I/O-free state machine.
+
+A Resolution holds the candidate list as an ordered sequence of finished targets and
+unfinished branches (NAPTR, SRV, address lookups). ``needs()`` names the queries that
+may be sent now (every independent one, so callers can fan out), ``feed()`` delivers
+answers in any order, and ``ready()`` releases the finished prefix, so out-of-order
+answers never reorder targets. Asyncio, sockets, clocks and global randomness stay
+outside this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ._errors import UnsupportedTransportError
+from ._model import (
+    NAPTR_SERVICES,
+    Answer,
+    IPAddress,
+    NaptrRecord,
+    Query,
+    RType,
+    SrvRecord,
+    Status,
+    Target,
+    Transport,
+)
+from ._options import IpStrategy, LocateOptions, SipsPolicy
+from ._order import Rng, address_order, naptr_order, srv_order
+from ._uri import SipUri, numeric_host
+
+log = logging.getLogger("asip_locate")
+
+RngFactory = Callable[[str], Rng]
+"""Gives the random source for one SRV owner name, so a seeded order does not depend
+on the order in which answers arrive."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    options: LocateOptions
+    rng_for: RngFactory
+    secure: bool
+    tls_name: str
+    domain: str
+    notes: list[str] = field(default_factory=list)
+    """Why branches ended without targets, for NoTargetsError messages."""
+
+    def in_domain(self, name: str) -> bool:
+        return not self.options.stay_in_domain or (
+            name == self.domain or name.endswith("." + self.domain)
+        )
+
+    def capped(self, records: Sequence[object], query: Query) -> Sequence[object]:
+        limit = self.options.max_records
+        if len(records) > limit:
+            log.warning("%s: using %d of %d records", query, limit, len(records))
+            return records[:limit]
+        return records
+
+
+def _min_ttl(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+class _Branch:
+    """An unfinished part of the candidate list, expanded once its answers are in."""
+
+    __slots__ = ("path", "ttl")
+
+    def __init__(self, path: tuple[Query, ...], ttl: int | None) -> None:
+        self.path = path
+        self.ttl = ttl
+
+    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        raise NotImplementedError
+
+    def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
+        raise NotImplementedError
+
+
+_Item = Target | _Branch
+
+
+class _Addresses(_Branch):
+    """A/AAAA of one host, to be tried at one port with one transport (RFC 7984 §3.1)."""
+
+    __slots__ = ("host", "port", "transport")
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        transport: Transport,
+        path: tuple[Query, ...] = (),
+        ttl: int | None = None,
+    ) -> None:
+        super().__init__(path, ttl)
+        self.host = host
+        self.port = port
+        self.transport = transport
+
+    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        strategy = ctx.options.ip_strategy
+        queries = []
+        if strategy.wants_ipv6:
+            queries.append(Query(self.host, RType.AAAA))
+        if strategy.wants_ipv4:
+            queries.append(Query(self.host, RType.A))
+        return tuple(queries)
+
+    def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
+        found: dict[int, list[IPAddress]] = {4: [], 6: []}
+        origin: dict[IPAddress, Answer] = {}
+        for query in self.needs(ctx):
+            answer = answers[query]
+            version = 6 if query.rtype is RType.AAAA else 4
+            for record in ctx.capped(answer.records, query):
+                # RFC 7984 §3.1: records of a family we did not ask for are unusable.
+                if isinstance(record, IPAddress) and record.version == version:
+                    found[version].append(record)
+                    origin[record] = answer
+        addresses = address_order(
+            found[6], found[4], prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4
+        )
+        tls_name = ctx.tls_name if self.transport.is_secure else None
+        return [
+            Target(
+                self.transport,
+                address,
+                self.port,
+                self.host,
+                tls_name,
+                _min_ttl(self.ttl, origin[address].ttl),
+                (*self.path, origin[address].query),
+                origin[address].stale,
+            )
+            for address in addresses
+        ]
+
+
+class _Srv(_Branch):
+    """One SRV owner for one transport (RFC 2782, RFC 3263 §4.2)."""
+
+    __slots__ = ("fallback", "name", "transport")
+
+    def __init__(
+        self,
+        name: str,
+        transport: Transport,
+        path: tuple[Query, ...],
+        ttl: int | None,
+        fallback: _Addresses | None = None,
+    ) -> None:
+        super().__init__(path, ttl)
+        self.name = name
+        self.transport = transport
+        self.fallback = fallback
+
+    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        return (Query(self.name, RType.SRV),)
+
+    def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
+        query = Query(self.name, RType.SRV)
+        answer = answers[query]
+        records = [r for r in answer.records if isinstance(r, SrvRecord)]
+        if not records:
+            # RFC 3263 §4.2: no SRV records -> A/AAAA at the default port. DNS failures
+            # (timeout, SERVFAIL) are treated like "not found" so a call can proceed.
+            return [self.fallback] if self.fallback else []
+        path = (*self.path, query)
+        ttl = _min_ttl(self.ttl, answer.ttl)
+        if all(not r.target for r in records):
+            ctx.notes.append(f"{query}: service not available (target '.')")
+            return []
+        usable = []
+        for record in records:
+            if not record.target:
+                continue  # RFC 2782: "." = decidedly not available; mixed: ignore it
+            if record.port == 0:
+                log.info("%s: skipping %s (port 0)", query, record)
+            elif not ctx.in_domain(record.target):
+                log.info("%s: skipping %s (outside %s)", query, record, ctx.domain)
+            else:
+                usable.append(record)
+        ordered = srv_order(usable, ctx.rng_for(self.name))
+        return [
+            _Addresses(r.target, r.port, self.transport, path, ttl)
+            for r in ctx.capped(ordered, query)
+            if isinstance(r, SrvRecord)
+        ]
+
+
+class _IfNoSrv(_Branch):
+    """The A/AAAA fallback used only when none of some SRV queries found records."""
+
+    __slots__ = ("queries", "then")
+
+    def __init__(self, queries: tuple[Query, ...], then: _Addresses) -> None:
+        super().__init__((), None)
+        self.queries = queries
+        self.then = then
+
+    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        return self.queries
+
+    def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
+        if any(answers[q].records for q in self.queries):
+            return []
+        return [self.then]
+
+
+class _Naptr(_Branch):
+    """The NAPTR step of RFC 3263 §4.1, with SRV-per-transport when it gives nothing."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, host: str) -> None:
+        super().__init__((), None)
+        self.host = host
+
+    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        return (Query(self.host, RType.NAPTR),)
+
+    def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
+        query = Query(self.host, RType.NAPTR)
+        answer = answers[query]
+        usable = naptr_order(
+            (
+                (record, transport)
+                for record in ctx.capped(answer.records, query)
+                if isinstance(record, NaptrRecord)
+                and (transport := _naptr_transport(record, query, ctx)) is not None
+            ),
+            ctx.options.transports,
+        )
+        path = (query,)
+        if not usable:
+            # No (usable) NAPTR: SRV for every supported transport (RFC 3263 §4.1).
+            return _srv_per_transport(self.host, ctx, path, answer.ttl)
+        if not ctx.options.cross_naptr_orders:
+            first = usable[0][0].order
+            usable = [(r, t) for r, t in usable if r.order == first]
+        return [_Srv(r.replacement, t, path, answer.ttl) for r, t in usable]
+
+
+def _naptr_transport(
+    record: NaptrRecord, query: Query, ctx: _Context
+) -> Transport | None:
+    """The transport of a usable NAPTR record, or None (RFC 3263 §4.1, RFC 3404 §4.3)."""
+    why = None
+    transport = NAPTR_SERVICES.get(record.service.upper())
+    if record.flags.lower() != "s":
+        why = "flags other than 's'"
+    elif record.regexp:
+        why = "a regexp"
+    elif not record.replacement:
+        why = "no replacement"
+    elif transport is None:
+        why = "an unknown service"
+    elif transport not in ctx.options.transports:
+        why = f"unsupported transport {transport}"
+    elif ctx.secure and not transport.is_secure:
+        why = "a non-SIPS service for a SIPS URI"
+    elif not ctx.in_domain(record.replacement):
+        why = f"a replacement outside {ctx.domain}"
+    if why:
+        log.debug("%s: skipping %s (%s)", query, record, why)
+        return None
+    return transport
+
+
+def _srv_per_transport(
+    host: str, ctx: _Context, path: tuple[Query, ...], ttl: int | None
+) -> list[_Item]:
+    """RFC 3263 §4.1: SRV per supported transport, then A/AAAA if none has records."""
+    branches: list[_Item] = [
+        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl)
+        for t in ctx.options.transports
+        if t.srv_prefix and (t.is_secure or not ctx.secure)
+    ]
+    fallback_transport = _default_transport(ctx)
+    fallback = _Addresses(
+        host, fallback_transport.default_port, fallback_transport, path, ttl
+    )
+    queries = tuple(q for b in branches if isinstance(b, _Branch) for q in b.needs(ctx))
+    branches.append(_IfNoSrv(queries, fallback) if queries else fallback)
+    return branches
+
+
+def _default_transport(ctx: _Context) -> Transport:
+    """UDP for SIP, TLS for SIPS (RFC 3263 §4.1), else the caller's best alternative."""
+    wanted = Transport.TLS if ctx.secure else Transport.UDP
+    supported = ctx.options.transports
+    if wanted in supported:
+        return wanted
+    return next(t for t in supported if t.is_secure or not ctx.secure)
+
+
+class Resolution:
+    """The state of one RFC 3263 resolution: what to ask, and the targets so far."""
+
+    __slots__ = ("_answers", "_attempts", "_ctx", "_items", "_requested", "_reason")
+
+    def __init__(self, items: list[_Item], ctx: _Context, reason: str | None = None):
+        self._items = items
+        self._ctx = ctx
+        self._answers: dict[Query, Answer] = {}
+        self._requested: set[Query] = set()
+        self._attempts: list[Answer] = []
+        self._reason = reason
+        self._advance()
+
+    @property
+    def reason(self) -> str | None:
+        """Why branches ended without targets, beyond the DNS answers themselves."""
+        return "; ".join(filter(None, [self._reason, *self._ctx.notes])) or None
+
+    @property
+    def done(self) -> bool:
+        """True when every branch has been expanded and every target released."""
+        return not self._items
+
+    @property
+    def attempts(self) -> tuple[Answer, ...]:
+        """Every answer fed so far, in arrival order."""
+        return tuple(self._attempts)
+
+    @property
+    def outstanding(self) -> int:
+        """Queries handed out by ``needs()`` and not yet answered."""
+        return len(self._requested) - len(self._answers)
+
+    def needs(self, limit: int | None = None) -> list[Query]:
+        """Queries to send now, most urgent first; each is handed out once.
+
+        Queries beyond ``options.max_queries`` are answered here with an ERROR
+        answer, so their branches are dropped instead of waiting forever.
+        """
+        wanted: list[Query] = []
+        over_budget: list[Query] = []
+        budget = self._ctx.options.max_queries
+        for item in self._items:
+            if isinstance(item, Target):
+                continue
+            for query in item.needs(self._ctx):
+                if query in self._requested:
+                    continue
+                if limit is not None and len(wanted) >= limit:
+                    return wanted
+                self._requested.add(query)
+                if len(self._requested) > budget:
+                    over_budget.append(query)
+                else:
+                    wanted.append(query)
+        if over_budget:
+            log.warning("query budget of %d exhausted; dropping %d", budget, len(over_budget))
+            for query in over_budget:
+                self._answers[query] = Answer(query, Status.ERROR, detail="query budget exhausted")
+            self._advance()
+            wanted += self.needs(None if limit is None else limit - len(wanted))
+        return wanted
+
+    def feed(self, answer: Answer) -> None:
+        """Deliver the answer to a query handed out by ``needs()``."""
+        query = answer.query
+        if query not in self._requested or query in self._answers:
+            raise ValueError(f"unexpected answer for {query}")
+        self._answers[query] = answer
+        self._attempts.append(answer)
+        self._advance()
+
+    def ready(self) -> list[Target]:
+        """Targets now final, in RFC order, each returned once."""
+        items = self._items
+        count = 0
+        while count < len(items) and isinstance(items[count], Target):
+            count += 1
+        if not count:
+            return []
+        released = items[:count]
+        del items[:count]
+        return released  # type: ignore[return-value]
+
+    def _advance(self) -> None:
+        items, answers, ctx = self._items, self._answers, self._ctx
+        index = 0
+        while index < len(items):
+            item = items[index]
+            if isinstance(item, _Branch) and all(q in answers for q in item.needs(ctx)):
+                items[index : index + 1] = item.expand(answers, ctx)
+            else:
+                index += 1
+
+
+def plan_request(
+    uri: SipUri,
+    options: LocateOptions,
+    rng_for: RngFactory,
+    *,
+    as_sips: bool = False,
+) -> Resolution:
+    """Start the RFC 3263 §4 procedure for ``uri``.
+
+    Raises:
+        UnsupportedTransportError: the URI needs a transport the caller lacks, or asks
+            SIPS over UDP (RFC 3261 §26.2.2).
+    """
+    secure = uri.secure or as_sips
+    target = uri.target
+    ctx = _Context(options, rng_for, secure, uri.host, target)
+    text = str(uri)
+    if secure and not any(t.is_secure for t in options.transports):
+        raise UnsupportedTransportError(
+            text, "SIPS needs a TLS transport, and none is in LocateOptions.transports"
+        )
+    forced = _forced_transport(uri, secure, options, text)
+    address = numeric_host(target)
+    if address is not None:
+        transport = forced or _default_transport(ctx)
+        strategy = options.ip_strategy
+        if not (strategy.wants_ipv6 if address.version == 6 else strategy.wants_ipv4):
+            reason = f"IPv{address.version} literal, but ip_strategy is {strategy}"
+            return Resolution([], ctx, reason)
+        port = uri.port or transport.default_port
+        tls_name = uri.host if transport.is_secure else None
+        return Resolution([Target(transport, address, port, target, tls_name)], ctx)
+    items: list[_Item]
+    if uri.port is not None:
+        items = [_Addresses(target, uri.port, forced or _default_transport(ctx))]
+    elif forced is not None:
+        fallback = _Addresses(target, forced.default_port, forced)
+        # RFC 7118 defines no SRV names for WebSocket: default port straight away.
+        items = [
+            _Srv(f"{forced.srv_prefix}.{target}", forced, (), None, fallback)
+            if forced.srv_prefix
+            else fallback
+        ]
+    elif options.use_naptr and not (secure and options.sips_policy is SipsPolicy.SRV):
+        items = [_Naptr(target)]
+    else:
+        items = _srv_per_transport(target, ctx, (), None)
+    return Resolution(items, ctx)
+
+
+def _forced_transport(
+    uri: SipUri, secure: bool, options: LocateOptions, text: str
+) -> Transport | None:
+    """The transport a ``transport=`` parameter demands (RFC 3263 §4.1), if any."""
+    if uri.transport is None:
+        return None
+    try:
+        transport = Transport(uri.transport)
+    except ValueError:
+        raise UnsupportedTransportError(
+            text, f"unknown transport {uri.transport!r}"
+        ) from None
+    if secure:
+        if transport is Transport.UDP:
+            raise UnsupportedTransportError(text, "SIPS cannot use transport=udp")
+        transport = transport.secure_variant
+    if transport not in options.transports:
+        supported = ", ".join(options.transports)
+        raise UnsupportedTransportError(
+            text, f"transport {transport} is not supported (supported: {supported})"
+        )
+    return transport

@@ -1,0 +1,183 @@
+"""TargetStream: runs one Resolution's queries concurrently and yields its targets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+
+from ._backend import CachedLookup, DnsBackend
+from ._errors import LocateTimeoutError, NoTargetsError
+from ._model import Answer, Endpoint, Query, Status, Target
+from ._plan import Resolution
+
+log = logging.getLogger("asip_locate")
+
+
+class TargetStream:
+    """An async iterator (and async context manager) of Targets in RFC 3263 order.
+
+    The first target is yielded as soon as it is known while lookups for later ones
+    go on concurrently. Ends with NoTargetsError if no target at all was found, and
+    with LocateTimeoutError if the deadline passes before any target is known.
+    ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        resolution: Resolution,
+        backend: DnsBackend,
+        *,
+        deadline: float,
+        max_concurrency: int,
+        demoted: Callable[[Endpoint], bool] | None = None,
+    ) -> None:
+        self.uri = text
+        self._resolution = resolution
+        self._backend = backend
+        self._cached = backend.cached if isinstance(backend, CachedLookup) else None
+        self._deadline = deadline
+        self._deadline_at: float | None = None
+        self._max_concurrency = max_concurrency
+        self._demoted = demoted
+        self._ready: deque[Target] = deque()
+        self._held_back: list[Target] = []
+        self._seen: set[Endpoint] = set()
+        self._tasks: dict[asyncio.Future[Answer], Query] = {}
+        self._yielded = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<TargetStream {self.uri} yielded={self._yielded} ready={len(self._ready)}"
+            f" pending={len(self._tasks)} done={self._resolution.done}>"
+        )
+
+    @property
+    def attempts(self) -> tuple[Answer, ...]:
+        """Every DNS answer this stream has used so far."""
+        return self._resolution.attempts
+
+    def __aiter__(self) -> TargetStream:
+        return self
+
+    async def __anext__(self) -> Target:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._deadline_at is None:
+            self._deadline_at = asyncio.get_running_loop().time() + self._deadline
+        try:
+            return await self._next()
+        except BaseException:
+            self._cancel()
+            raise
+
+    async def _next(self) -> Target:
+        resolution = self._resolution
+        while True:
+            if self._ready:
+                self._yielded += 1
+                return self._ready.popleft()
+            self._start_queries()
+            self._collect(resolution.ready())
+            if self._ready:
+                continue
+            if resolution.done:
+                if self._held_back:
+                    self._ready.extend(self._held_back)
+                    self._held_back.clear()
+                    continue
+                self._closed = True
+                if self._yielded:
+                    raise StopAsyncIteration
+                raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
+            await self._wait()
+
+    def _collect(self, targets: list[Target]) -> None:
+        for target in targets:
+            endpoint = target.endpoint
+            if endpoint in self._seen:
+                continue  # RFC 3263 §4.3 gains nothing from retrying one endpoint
+            self._seen.add(endpoint)
+            if self._demoted is not None and self._demoted(endpoint):
+                self._held_back.append(target)
+            else:
+                self._ready.append(target)
+
+    def _start_queries(self) -> None:
+        resolution = self._resolution
+        while True:
+            room = self._max_concurrency - len(self._tasks)
+            if room <= 0:
+                return
+            queries = resolution.needs(room)
+            if not queries:
+                return
+            for query in queries:
+                answer = self._cached(query) if self._cached else None
+                if answer is not None:
+                    resolution.feed(answer)
+                else:
+                    task = asyncio.ensure_future(self._backend.query(query))
+                    self._tasks[task] = query
+
+    async def _wait(self) -> None:
+        assert self._deadline_at is not None
+        if not self._tasks:
+            raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
+        remaining = self._deadline_at - asyncio.get_running_loop().time()
+        done: set[asyncio.Future[Answer]] = set()
+        if remaining > 0:
+            done, _ = await asyncio.wait(
+                self._tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        if not done:
+            self._cancel()
+            self._closed = True
+            if self._yielded:
+                log.warning("%s: deadline of %gs reached; ending", self.uri, self._deadline)
+                raise StopAsyncIteration
+            raise LocateTimeoutError(self.uri, self._deadline, self._resolution.attempts)
+        for task in done:
+            query = self._tasks.pop(task)
+            try:
+                answer = task.result()
+            except Exception as exc:  # a backend bug must not kill a SIP transaction
+                log.exception("backend failed on %s", query)
+                answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
+            self._resolution.feed(answer)
+
+    def _cancel(self) -> list[asyncio.Future[Answer]]:
+        tasks = list(self._tasks)
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    async def aclose(self) -> None:
+        """Stop: cancel lookups still running and wait until they are gone."""
+        self._closed = True
+        tasks = self._cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __del__(self) -> None:
+        # Left without aclose (e.g. `break` out of a bare `async for`): cancel anyway.
+        if self._tasks:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                self._cancel()
+
+    async def __aenter__(self) -> TargetStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
