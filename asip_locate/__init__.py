@@ -1,13 +1,13 @@
 """asip_locate: RFC 3263 SIP server location for asyncio, over c-ares.
 
-    async with Locator() as locator:
-        async for target in locator.locate("sip:alice@example.com"):
-            ...  # send; on a timeout, transport error or 503 go on to the next target
+async with Locator() as locator:
+    async for target in locator.locate("sip:alice@example.com"):
+        ...  # send; on a timeout, transport error or 503 go on to the next target
 """
 
-from ._aiodns import AiodnsBackend
-from ._backend import CachedLookup, DnsBackend
-from ._errors import (
+from asip_locate._aiodns import AiodnsBackend
+from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._errors import (
     InvalidUriError,
     InvalidViaError,
     LocateError,
@@ -15,8 +15,8 @@ from ._errors import (
     NoTargetsError,
     UnsupportedTransportError,
 )
-from ._locator import Locator
-from ._model import (
+from asip_locate._locator import Locator
+from asip_locate._model import (
     Answer,
     Endpoint,
     NaptrRecord,
@@ -27,9 +27,9 @@ from ._model import (
     Target,
     Transport,
 )
-from ._options import IpStrategy, LocateOptions, SipsPolicy
-from ._stream import TargetStream
-from ._uri import SipUri, parse_uri
+from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
+from asip_locate._stream import TargetStream
+from asip_locate._uri import SipUri, parse_uri
 
 __version__ = "0.1.0"
 

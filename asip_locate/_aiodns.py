@@ -10,7 +10,7 @@ import aiodns
 import pycares
 from aiodns.error import DNSError
 
-from ._model import (
+from asip_locate._model import (
     Answer,
     NaptrRecord,
     Query,

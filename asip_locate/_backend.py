@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ._model import Answer, Query
+from asip_locate._model import Answer, Query
 
 
 @runtime_checkable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ._model import Answer, Status
+from asip_locate._model import Answer, Status
 
 
 class LocateError(Exception):

@@ -6,15 +6,15 @@ import random
 import weakref
 from types import TracebackType
 
-from ._aiodns import AiodnsBackend
-from ._backend import DnsBackend
-from ._errors import NoTargetsError
-from ._model import Target
-from ._options import LocateOptions
-from ._order import Rng
-from ._plan import RngFactory, plan_request
-from ._stream import TargetStream
-from ._uri import parse_uri
+from asip_locate._aiodns import AiodnsBackend
+from asip_locate._backend import DnsBackend
+from asip_locate._errors import NoTargetsError
+from asip_locate._model import Target
+from asip_locate._options import LocateOptions
+from asip_locate._order import Rng
+from asip_locate._plan import RngFactory, plan_request
+from asip_locate._stream import TargetStream
+from asip_locate._uri import parse_uri
 
 
 class Locator:
@@ -70,9 +70,7 @@ class Locator:
             raise RuntimeError("Locator is closed")
         parsed = parse_uri(uri)
         try:
-            resolution = plan_request(
-                parsed, self.options, self._rng_factory(), as_sips=as_sips
-            )
+            resolution = plan_request(parsed, self.options, self._rng_factory(), as_sips=as_sips)
         except NoTargetsError as exc:
             return _failed_stream(uri, exc)
         stream = TargetStream(

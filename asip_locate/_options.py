@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ._model import Transport
+from asip_locate._model import Transport
 
 
 class IpStrategy(StrEnum):
@@ -52,8 +52,7 @@ def _transports(values: Iterable[Transport | str]) -> tuple[Transport, ...]:
         except ValueError:
             known = ", ".join(t.value for t in Transport)
             raise ValueError(
-                f"unknown transport {value!r} in LocateOptions.transports"
-                f" (known: {known})"
+                f"unknown transport {value!r} in LocateOptions.transports (known: {known})"
             ) from None
         if transport not in result:
             result.append(transport)
@@ -150,7 +149,6 @@ class LocateOptions:
     sticky_for: float = 0.0
     """Seconds a target that succeeded is preferred among equals in later locates of
     the same URI (default 0: off)."""
-
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "transports", _transports(self.transports))

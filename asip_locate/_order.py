@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from ._model import IPAddress, NaptrRecord, SrvRecord, Transport
+from asip_locate._model import IPAddress, NaptrRecord, SrvRecord, Transport
 
 
 class Rng(Protocol):
@@ -23,9 +23,7 @@ def naptr_order(
 
     Ties are broken by the caller's transport preference (RFC 3263 leaves them open).
     """
-    return sorted(
-        records, key=lambda rt: (rt[0].order, rt[0].preference, preferred.index(rt[1]))
-    )
+    return sorted(records, key=lambda rt: (rt[0].order, rt[0].preference, preferred.index(rt[1])))
 
 
 def srv_order(records: Sequence[SrvRecord], rng: Rng) -> list[SrvRecord]:

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._errors import UnsupportedTransportError
-from ._model import (
+from asip_locate._errors import UnsupportedTransportError
+from asip_locate._model import (
     NAPTR_SERVICES,
     Answer,
     IPAddress,
@@ -27,9 +27,9 @@ from ._model import (
     Target,
     Transport,
 )
-from ._options import IpStrategy, LocateOptions, SipsPolicy
-from ._order import Rng, address_order, naptr_order, srv_order
-from ._uri import SipUri, numeric_host
+from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
+from asip_locate._order import Rng, address_order, naptr_order, srv_order
+from asip_locate._uri import SipUri, numeric_host
 
 log = logging.getLogger("asip_locate")
 
@@ -125,7 +125,9 @@ class _Addresses(_Branch):
                     found[version].append(record)
                     origin[record] = answer
         addresses = address_order(
-            found[6], found[4], prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4
+            found[6],
+            found[4],
+            prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
         )
         tls_name = ctx.tls_name if self.transport.is_secure else None
         return [
@@ -248,9 +250,7 @@ class _Naptr(_Branch):
         return [_Srv(r.replacement, t, path, answer.ttl) for r, t in usable]
 
 
-def _naptr_transport(
-    record: NaptrRecord, query: Query, ctx: _Context
-) -> Transport | None:
+def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transport | None:
     """The transport of a usable NAPTR record, or None (RFC 3263 §4.1, RFC 3404 §4.3)."""
     why = None
     transport = NAPTR_SERVICES.get(record.service.upper())
@@ -284,9 +284,7 @@ def _srv_per_transport(
         if t.srv_prefix and (t.is_secure or not ctx.secure)
     ]
     fallback_transport = _default_transport(ctx)
-    fallback = _Addresses(
-        host, fallback_transport.default_port, fallback_transport, path, ttl
-    )
+    fallback = _Addresses(host, fallback_transport.default_port, fallback_transport, path, ttl)
     queries = tuple(q for b in branches if isinstance(b, _Branch) for q in b.needs(ctx))
     branches.append(_IfNoSrv(queries, fallback) if queries else fallback)
     return branches
@@ -304,7 +302,7 @@ def _default_transport(ctx: _Context) -> Transport:
 class Resolution:
     """The state of one RFC 3263 resolution: what to ask, and the targets so far."""
 
-    __slots__ = ("_answers", "_attempts", "_ctx", "_items", "_requested", "_reason")
+    __slots__ = ("_answers", "_attempts", "_ctx", "_items", "_reason", "_requested")
 
     def __init__(self, items: list[_Item], ctx: _Context, reason: str | None = None):
         self._items = items
@@ -456,9 +454,7 @@ def _forced_transport(
     try:
         transport = Transport(uri.transport)
     except ValueError:
-        raise UnsupportedTransportError(
-            text, f"unknown transport {uri.transport!r}"
-        ) from None
+        raise UnsupportedTransportError(text, f"unknown transport {uri.transport!r}") from None
     if secure:
         if transport is Transport.UDP:
             raise UnsupportedTransportError(text, "SIPS cannot use transport=udp")

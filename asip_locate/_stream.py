@@ -9,10 +9,10 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from ._backend import CachedLookup, DnsBackend
-from ._errors import LocateTimeoutError, NoTargetsError
-from ._model import Answer, Endpoint, Query, Status, Target
-from ._plan import Resolution
+from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._errors import LocateTimeoutError, NoTargetsError
+from asip_locate._model import Answer, Endpoint, Query, Status, Target
+from asip_locate._plan import Resolution
 
 log = logging.getLogger("asip_locate")
 

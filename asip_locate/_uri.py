@@ -6,8 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ._errors import InvalidUriError
-from ._model import IPAddress, normalize_name
+from asip_locate._errors import InvalidUriError
+from asip_locate._model import IPAddress, normalize_name
 
 # RFC 3261 §25.1 character classes.
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"

@@ -10,8 +10,7 @@ import pytest
 from asip_locate import Locator, NoTargetsError, Target, parse_uri
 from asip_locate._plan import plan_request
 from asip_locate.testing import Zone, ZoneServer
-
-from .vectors import URI_CASES, check, options, zone_text
+from tests.vectors import URI_CASES, check, options, zone_text
 
 IDS = [c["id"] for c in URI_CASES]
 
@@ -36,8 +35,10 @@ def drive(case: dict[str, Any], seed: int) -> list[Target]:
             break
         for query in resolution.needs():
             resolution.feed(zone.answer(query))
-    seen: set[object] = set()
-    return [t for t in targets if not (t.endpoint in seen or seen.add(t.endpoint))]
+    unique: dict[object, Target] = {}
+    for target in targets:
+        unique.setdefault(target.endpoint, target)
+    return list(unique.values())
 
 
 @pytest.mark.parametrize("case", URI_CASES, ids=IDS)

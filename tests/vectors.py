@@ -85,8 +85,7 @@ def check(targets: list[Target], expected: dict[str, Any]) -> None:
     for target in targets:
         for pattern in expected.get("forbidden", []):
             clash = all(
-                ipaddress.ip_address(v) == target.address if k == "ip"
-                else getattr(target, k) == v
+                ipaddress.ip_address(v) == target.address if k == "ip" else getattr(target, k) == v
                 for k, v in pattern.items()
             )
             assert not clash, f"{target} matches forbidden {pattern}"

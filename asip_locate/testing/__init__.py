@@ -1,7 +1,7 @@
 """Test kit: a zone model, an in-memory backend and a real DNS server on loopback."""
 
-from ._fake import FakeBackend
-from ._server import Fault, LoggedQuery, ZoneServer
-from ._zone import Zone
+from asip_locate.testing._fake import FakeBackend
+from asip_locate.testing._server import Fault, LoggedQuery, ZoneServer
+from asip_locate.testing._zone import Zone
 
 __all__ = ["FakeBackend", "Fault", "LoggedQuery", "Zone", "ZoneServer"]

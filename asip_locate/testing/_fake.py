@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from .._model import Answer, Query, Status
-from ._zone import Zone
+from asip_locate._model import Answer, Query, Status
+from asip_locate.testing._zone import Zone
 
 
 class FakeBackend:

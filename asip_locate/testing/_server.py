@@ -12,8 +12,8 @@ from typing import cast
 
 from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
-from .._model import normalize_name
-from ._zone import Zone
+from asip_locate._model import normalize_name
+from asip_locate.testing._zone import Zone
 
 log = logging.getLogger("asip_locate.testing")
 
@@ -187,7 +187,7 @@ class ZoneServer:
                 packed = reply.truncate().pack()
         return packed, delay
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 header = await reader.readexactly(2)

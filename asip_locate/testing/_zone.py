@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from dnslib import QTYPE, RCODE, RR, DNSLabel
+from dnslib import QTYPE, RCODE, RR
 
-from .._model import Answer, NaptrRecord, Query, Record, RType, SrvRecord, Status
-from .._model import normalize_name as _norm
+from asip_locate._model import Answer, NaptrRecord, Query, Record, SrvRecord, Status
+from asip_locate._model import normalize_name as _norm
 
 MAX_CNAME_CHAIN = 16
 
@@ -105,6 +105,3 @@ def _record(rr: RR) -> Record:
     if rr.rtype == QTYPE.SRV:
         return SrvRecord(rdata.priority, rdata.weight, rdata.port, _norm(str(rdata.target)))
     return ipaddress.ip_address(str(rdata))
-
-
-__all__ = ["RType", "Zone", "ZoneAnswer", "DNSLabel"]
