@@ -19,6 +19,7 @@ from asip_locate._locator import Locator
 from asip_locate._model import (
     Answer,
     Endpoint,
+    FailureReason,
     NaptrRecord,
     Query,
     RType,
@@ -39,6 +40,7 @@ __all__ = [
     "CachedLookup",
     "DnsBackend",
     "Endpoint",
+    "FailureReason",
     "InvalidUriError",
     "InvalidViaError",
     "IpStrategy",

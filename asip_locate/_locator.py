@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 
 from asip_locate._aiodns import AiodnsBackend
@@ -24,14 +26,21 @@ class Locator:
         options: LocateOptions; None uses the defaults.
         backend: Where DNS questions go; None builds an AiodnsBackend from the
             options. The Locator owns the backend and closes it in ``aclose``.
+        clock: Monotonic seconds for cache expiry and health state (inject a fake
+            clock in tests); default ``time.monotonic``.
 
     Use as ``async with Locator() as locator:``.
     """
 
     def __init__(
-        self, options: LocateOptions | None = None, *, backend: DnsBackend | None = None
+        self,
+        options: LocateOptions | None = None,
+        *,
+        backend: DnsBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options or LocateOptions()
+        self.clock = clock
         if backend is None:
             backend = AiodnsBackend(
                 self.options.nameservers,

@@ -93,6 +93,15 @@ _SECURE_VARIANT = {
 }
 
 
+class FailureReason(StrEnum):
+    """Why sending to a target failed (RFC 3263 §4.3, RFC 3261 §21.5.4)."""
+
+    TIMEOUT = "timeout"
+    TRANSPORT = "transport"
+    SERVICE_UNAVAILABLE = "503"
+    OTHER = "other"
+
+
 class RType(StrEnum):
     """The DNS record types RFC 3263 uses."""
 
