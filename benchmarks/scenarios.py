@@ -1,0 +1,291 @@
+"""The benchmark scenarios, each an async function over a DNS server address.
+
+Every function takes the nameserver(s) to use and a ``Domains`` allocator that hands
+out names never queried before in this process, so c-ares' own query cache (on by
+default, not switchable through pycares 5) cannot answer a "cold" run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiodns
+from aiodns.error import DNSError
+
+from asip_locate import LocateError, LocateOptions, Locator
+from benchmarks._measure import Load, percentile, run_pool
+from benchmarks._zone import QUERIES_PER_LOCATE, TARGETS_PER_LOCATE, Domains, queries
+
+RUN_LIMIT = 120.0
+"""Seconds any single bounded run may take before it is cancelled."""
+
+
+def _options(nameservers: tuple[str, ...], **extra: object) -> LocateOptions:
+    return LocateOptions(nameservers=nameservers, **extra)  # type: ignore[arg-type]
+
+
+# --- 1. cold path ---------------------------------------------------------------------
+
+
+@dataclass
+class ColdRun:
+    """One way of resolving, at one injected latency: per-run times in seconds."""
+
+    latency: float
+    mode: str
+    first: list[float] = field(default_factory=list)
+    complete: list[float] = field(default_factory=list)
+    failures: int = 0
+
+
+async def _timed_locate(locator: Locator, name: str) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    first = 0.0
+    count = 0
+    async with locator.locate(f"sip:{name}") as stream:
+        async for _target in stream:
+            if not count:
+                first = time.perf_counter() - start
+            count += 1
+    return first, time.perf_counter() - start, count
+
+
+async def _timed_raw_waves(resolver: aiodns.DNSResolver, name: str) -> tuple[float, float, int]:
+    """A hand-written 3-wave locate on raw aiodns: NAPTR, then 3 SRV, then 12 A/AAAA."""
+    qs = queries(name)
+    start = time.perf_counter()
+    await resolver.query_dns(qs[0][0], qs[0][1])
+    await asyncio.gather(*(resolver.query_dns(n, t) for n, t in qs[1:4]))
+    first = 0.0
+    count = 0
+    for future in asyncio.as_completed([resolver.query_dns(n, t) for n, t in qs[4:]]):
+        await future
+        if not count:
+            first = time.perf_counter() - start
+        count += 1
+    return first, time.perf_counter() - start, count
+
+
+async def cold_path(
+    nameserver: str, domains: Domains, *, latency: float, runs: int, seq_runs: int
+) -> list[ColdRun]:
+    """Scenario 1: one locate at a time of a fresh domain, through ``nameserver``
+    (which adds ``latency`` per query): library with fan-out, library sequential
+    (max_concurrency=1), and raw aiodns in 3 waves (the practical floor)."""
+    ns = (nameserver,)
+    results = []
+    modes: list[tuple[str, int]] = [("library", runs), ("library sequential", seq_runs)]
+    for mode, count in modes:
+        run = ColdRun(latency, mode)
+        concurrency = 1 if mode.endswith("sequential") else 32
+        async with Locator(_options(ns, max_concurrency=concurrency)) as locator:
+            await _timed_locate(locator, domains.take(1)[0])  # warm-up: sockets, imports
+            for name in domains.take(count):
+                try:
+                    first, complete, n = await asyncio.wait_for(
+                        _timed_locate(locator, name), RUN_LIMIT
+                    )
+                except (LocateError, TimeoutError):
+                    run.failures += 1
+                    continue
+                if n != TARGETS_PER_LOCATE:
+                    run.failures += 1
+                run.first.append(first)
+                run.complete.append(complete)
+        results.append(run)
+    run = ColdRun(latency, "raw aiodns, 3 waves")
+    resolver = aiodns.DNSResolver(nameservers=[nameserver], timeout=2.0, tries=2)
+    try:
+        await _timed_raw_waves(resolver, domains.take(1)[0])
+        for name in domains.take(runs):
+            try:
+                first, complete, _n = await asyncio.wait_for(
+                    _timed_raw_waves(resolver, name), RUN_LIMIT
+                )
+            except (DNSError, TimeoutError):
+                run.failures += 1
+                continue
+            run.first.append(first)
+            run.complete.append(complete)
+    finally:
+        await resolver.close()
+    results.append(run)
+    return results
+
+
+# --- 2. throughput ---------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    """One client at one concurrency: ``load`` counts locates (or raw query groups)."""
+
+    client: str
+    concurrency: int
+    load: Load
+    queries_per_op: int
+
+    @property
+    def cpu_per_query(self) -> float:
+        return self.load.cpu_each / self.queries_per_op
+
+
+async def library_throughput(
+    nameserver: str, domains: Domains, *, concurrency: int, count: int, **options: object
+) -> Throughput:
+    """Scenario 2, library: ``count`` locates of fresh domains, ``concurrency`` at once."""
+    async with Locator(_options((nameserver,), **options)) as locator:
+        await locator.resolve(f"sip:{domains.take(1)[0]}")  # warm-up
+
+        async def one(name: str) -> bool:
+            try:
+                targets = await locator.resolve(f"sip:{name}")
+            except LocateError:
+                return False
+            return len(targets) == TARGETS_PER_LOCATE
+
+        load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
+    return Throughput("asip_locate", concurrency, load, QUERIES_PER_LOCATE)
+
+
+async def aiodns_throughput(
+    nameserver: str, domains: Domains, *, concurrency: int, count: int
+) -> Throughput:
+    """Scenario 2, raw anchor: the same 16 questions per domain on raw
+    ``aiodns.DNSResolver.query_dns``, all at once (no dependencies, no planning)."""
+    resolver = aiodns.DNSResolver(nameservers=[nameserver], timeout=2.0, tries=2)
+    try:
+        await resolver.query_dns(domains.take(1)[0], "NAPTR")  # warm-up
+
+        async def one(name: str) -> bool:
+            results = await asyncio.gather(
+                *(resolver.query_dns(n, t) for n, t in queries(name)), return_exceptions=True
+            )
+            return not any(isinstance(r, BaseException) for r in results)
+
+        load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
+    finally:
+        await resolver.close()
+    return Throughput("raw aiodns", concurrency, load, QUERIES_PER_LOCATE)
+
+
+async def dnspython_throughput(
+    nameserver: str, domains: Domains, *, concurrency: int, count: int
+) -> Throughput:
+    """Scenario 2, second anchor: the same raw questions on dnspython's asyncio resolver."""
+    import dns.asyncresolver
+    import dns.exception
+
+    host, _, port = nameserver.rpartition(":")
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [host]
+    resolver.port = int(port)
+    resolver.lifetime = 4.0
+
+    async def one(name: str) -> bool:
+        try:
+            await asyncio.gather(
+                *(resolver.resolve(n, t, raise_on_no_answer=False) for n, t in queries(name))
+            )
+        except dns.exception.DNSException:
+            return False
+        return True
+
+    await one(domains.take(1)[0])  # warm-up
+    load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
+    return Throughput("dnspython", concurrency, load, QUERIES_PER_LOCATE)
+
+
+# --- 4. storm --------------------------------------------------------------------------
+
+
+@dataclass
+class Storm:
+    locates: int
+    ok: int
+    wall: float
+    distinct: int
+    """Distinct (name, type) questions one locate of the domain needs."""
+    received: int
+    """Queries that reached the server (counted by the relay in front of it)."""
+    per_question: dict[str, int]
+
+
+async def storm(nameserver: str, domains: Domains, *, locates: int, counted: object) -> Storm:
+    """Scenario 4: ``locates`` concurrent locates of one fresh domain through one
+    Locator. ``counted`` is the relay (``.stats()``) that counts what reaches the server."""
+    name = domains.take(1)[0]
+    async with Locator(_options((nameserver,))) as locator:
+
+        async def one() -> bool:
+            try:
+                return len(await locator.resolve(f"sip:{name}")) == TARGETS_PER_LOCATE
+            except LocateError:
+                return False
+
+        start = time.perf_counter()
+        results = await asyncio.wait_for(
+            asyncio.gather(*(one() for _ in range(locates))), RUN_LIMIT
+        )
+        wall = time.perf_counter() - start
+    stats = counted.stats()  # type: ignore[attr-defined]
+    wanted = {f"{n}/{t}" for n, t in queries(name)}
+    per_question = {f"{n}/{t}": c for n, t, c in stats["counts"] if f"{n}/{t}" in wanted}
+    return Storm(locates, sum(results), wall, len(wanted), sum(per_question.values()), per_question)
+
+
+# --- 6. degraded DNS -------------------------------------------------------------------
+
+
+@dataclass
+class Degraded:
+    case: str
+    locates: int
+    ok: int
+    """Locates that gave at least one target."""
+    complete: int
+    """Locates that gave all 12 targets."""
+    first: list[float]
+    done: list[float]
+    wall: float
+
+
+async def degraded(
+    nameservers: tuple[str, ...],
+    domains: Domains,
+    *,
+    case: str,
+    locates: int,
+    concurrency: int,
+    **options: object,
+) -> Degraded:
+    """Scenario 6: ``locates`` fresh locates, ``concurrency`` at once, against a
+    degraded DNS set-up (lossy relay or a dead first nameserver)."""
+    firsts: list[float] = []
+    dones: list[float] = []
+    ok = complete = 0
+    async with Locator(_options(nameservers, **options)) as locator:
+
+        async def one(name: str) -> bool:
+            nonlocal ok, complete
+            start = time.perf_counter()
+            try:
+                first, total, n = await _timed_locate(locator, name)
+            except LocateError:
+                dones.append(time.perf_counter() - start)
+                return False
+            firsts.append(first)
+            dones.append(total)
+            ok += 1
+            complete += n == TARGETS_PER_LOCATE
+            return True
+
+        load = await run_pool(domains.take(locates), concurrency, one, time_limit=RUN_LIMIT)
+    return Degraded(case, locates, ok, complete, firsts, dones, load.wall)
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    """(p50, p90, p99) in milliseconds."""
+    return tuple(percentile(values, q) * 1000 for q in (50, 90, 99))  # type: ignore[return-value]
