@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -71,9 +72,7 @@ async def run_pool(
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(todo)))]
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*workers), timeout=time_limit)
-    except TimeoutError:
-        pass
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Load(len(todo), ok, wall, cpu, latencies)

@@ -14,32 +14,50 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
+import selectors
 import signal
 import socket
 import sys
 from collections import Counter
 from typing import Any, cast
 
+_CONTROL = (b"\0STATS", b"\0RESET")
 _TYPES = {1: "A", 28: "AAAA", 33: "SRV", 35: "NAPTR", 6: "SOA", 2: "NS"}
+
+
+def _question_end(data: bytes) -> int:
+    """Offset just past the first question (name, type, class); 0 if malformed."""
+    pos = 12
+    while pos < len(data):
+        length = data[pos]
+        if length == 0:
+            return pos + 5 if pos + 5 <= len(data) else 0
+        if length >= 0xC0:
+            return 0
+        pos += 1 + length
+    return 0
 
 
 def question(data: bytes) -> tuple[str, str] | None:
     """(name, type) of the first question of a DNS message, or None if malformed."""
+    end = _question_end(data)
+    if not end:
+        return None
     labels = []
     pos = 12
-    try:
-        while True:
-            length = data[pos]
-            if length == 0 or length >= 0xC0:
-                break
-            labels.append(data[pos + 1 : pos + 1 + length].decode("ascii", "replace").lower())
-            pos += 1 + length
-        qtype = int.from_bytes(data[pos + 1 : pos + 3], "big")
-    except IndexError:
-        return None
+    while data[pos]:
+        labels.append(data[pos + 1 : pos + 1 + data[pos]].decode("ascii", "replace").lower())
+        pos += 1 + data[pos]
+    qtype = int.from_bytes(data[end - 4 : end - 2], "big")
     return ".".join(labels), _TYPES.get(qtype, str(qtype))
+
+
+def _key(data: bytes) -> bytes:
+    """ID + question: what a reply shares with its query."""
+    return data[:2] + data[12 : _question_end(data)]
 
 
 def _big_buffer(transport: asyncio.BaseTransport) -> None:
@@ -53,74 +71,60 @@ def parse_addr(text: str) -> tuple[str, int]:
 
 
 class _Upstream(asyncio.DatagramProtocol):
-    """One upstream socket per client address: replies go back to that client."""
+    """The one socket towards the server; replies go back to whoever asked."""
 
-    def __init__(self, relay: _Relay, client: tuple[str, int]) -> None:
+    def __init__(self, relay: _Relay) -> None:
         self.relay = relay
-        self.client = client
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.relay.transport is not None:
-            self.relay.transport.sendto(data, self.client)
+        client = self.relay.pending.pop(_key(data), None)
+        if client is not None and self.relay.transport is not None:
+            self.relay.transport.sendto(data, client)
 
 
 class _Relay(asyncio.DatagramProtocol):
-    def __init__(self, upstream: tuple[str, int], delay: float, drop: float, seed: int, blackhole: bool) -> None:
-        self.upstream = upstream
+    def __init__(self, delay: float, drop: float, seed: int, blackhole: bool) -> None:
         self.delay = delay
         self.drop = drop
         self.blackhole = blackhole
         self.random = random.Random(seed)
         self.transport: asyncio.DatagramTransport | None = None
+        self.upstream: asyncio.DatagramTransport | None = None
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.clients: set[tuple[str, int]] = set()
+        self.pending: dict[bytes, tuple[str, int]] = {}
         self.dropped = 0
         self.forwarded = 0
-        self._up: dict[tuple[str, int], asyncio.DatagramTransport] = {}
-        self._connecting: set[tuple[str, int]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data.startswith(b"\0"):
+        if data in _CONTROL:  # never a DNS message: those are at least 12 bytes
             self._control(data, addr)
             return
         q = question(data)
-        if q is not None:
-            self.counts[q] += 1
+        if q is None:
+            return
+        self.counts[q] += 1
+        self.clients.add(addr)
         if self.blackhole:
             return
         if self.drop and self.random.random() < self.drop:
             self.dropped += 1
             return
-        loop = asyncio.get_running_loop()
+        if len(self.pending) > 1_000_000:  # bounded: forget queries never answered
+            self.pending.clear()
+        self.pending[_key(data)] = addr
         if self.delay:
-            loop.call_later(self.delay, self._forward, data, addr)
+            asyncio.get_running_loop().call_later(self.delay, self._forward, data)
         else:
-            self._forward(data, addr)
+            self._forward(data)
 
-    def _forward(self, data: bytes, client: tuple[str, int]) -> None:
-        up = self._up.get(client)
-        if up is not None:
-            self.forwarded += 1
-            up.sendto(data)
-            return
-        if client not in self._connecting:
-            self._connecting.add(client)
-            loop = asyncio.get_running_loop()
-            future = asyncio.ensure_future(
-                loop.create_datagram_endpoint(
-                    lambda: _Upstream(self, client), remote_addr=self.upstream
-                )
-            )
-            future.add_done_callback(lambda f: self._connected(client, f))
-        # Still connecting: retry once it is up (a few hundred microseconds).
-        asyncio.get_running_loop().call_later(0.0005, self._forward, data, client)
-
-    def _connected(self, client: tuple[str, int], future: asyncio.Future[Any]) -> None:
-        transport, _protocol = future.result()
-        _big_buffer(transport)
-        self._up[client] = transport
+    def _forward(self, data: bytes) -> None:
+        assert self.upstream is not None
+        self.forwarded += 1
+        self.upstream.sendto(data)
 
     def _control(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
@@ -129,6 +133,7 @@ class _Relay(asyncio.DatagramProtocol):
                 "counts": [[n, t, c] for (n, t), c in self.counts.items()],
                 "dropped": self.dropped,
                 "forwarded": self.forwarded,
+                "client_sockets": len(self.clients),
             }
             self.transport.sendto(json.dumps(body).encode(), addr)
         elif data == b"\0RESET":
@@ -139,19 +144,24 @@ class _Relay(asyncio.DatagramProtocol):
 
 async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    relay = _Relay(parse_addr(args.upstream), args.delay, args.drop, args.seed, args.blackhole)
-    transport, _ = await loop.create_datagram_endpoint(lambda: relay, local_addr=parse_addr(args.listen))
+    relay = _Relay(args.delay, args.drop, args.seed, args.blackhole)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: relay, local_addr=parse_addr(args.listen)
+    )
+    relay.upstream, _ = await loop.create_datagram_endpoint(
+        lambda: _Upstream(relay), remote_addr=parse_addr(args.upstream)
+    )
+    _big_buffer(relay.upstream)
     _big_buffer(transport)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("ready", flush=True)
     # Bounded: the parent stops us; never outlive it by more than an hour.
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=3600)
-    except TimeoutError:
-        pass
     transport.close()
+    relay.upstream.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,7 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drop", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--blackhole", action="store_true")
-    asyncio.run(_main(parser.parse_args(argv)))
+    # select() takes microsecond timeouts; epoll/poll round the timers' wake-ups up to
+    # whole milliseconds, which would add up to 1 ms to every injected delay.
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        loop.run_until_complete(_main(parser.parse_args(argv)))
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":

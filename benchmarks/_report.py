@@ -27,7 +27,8 @@ def write_report(
     png = out / ("results-quick.png" if results.quick else "results.png")
     md = out / f"{stem}.md"
     lines = [
-        "# asip_locate benchmark results" + (" (--quick: small counts, rough figures)" if results.quick else ""),
+        "# asip_locate benchmark results"
+        + (" (--quick: small counts, rough figures)" if results.quick else ""),
         "",
         f"- Command: `{command}` (from the repository root; `tox -e bench` runs the same)",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC, took {elapsed:.0f} s",
@@ -62,7 +63,8 @@ def plot(results: Results, path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     fig.suptitle(
-        "asip_locate benchmarks" + (" (--quick)" if results.quick else "")
+        "asip_locate benchmarks"
+        + (" (--quick)" if results.quick else "")
         + f" - server: {results.server.split(' (')[0]}",
         fontsize=13,
     )
@@ -70,7 +72,11 @@ def plot(results: Results, path: Path) -> None:
     # (a) cold path distributions
     ax = axes[0][0]
     modes = ["library", "library sequential", "raw aiodns, 3 waves"]
-    colors = {"library": "tab:blue", "library sequential": "tab:red", "raw aiodns, 3 waves": "tab:gray"}
+    colors = {
+        "library": "tab:blue",
+        "library sequential": "tab:red",
+        "raw aiodns, 3 waves": "tab:gray",
+    }
     latencies = sorted({r.latency for r in results.cold})
     positions, data, colours = [], [], []
     for i, latency in enumerate(latencies):
@@ -80,9 +86,17 @@ def plot(results: Results, path: Path) -> None:
                 positions.append(i * 4 + j)
                 data.append([v * 1000 for v in run.complete])
                 colours.append(colors[mode])
-        ax.hlines(max(3 * latency * 1000, 0.05), i * 4 - 0.5, i * 4 + 2.5, colors="green", linestyles="dashed")
+        ax.hlines(
+            max(3 * latency * 1000, 0.05),
+            i * 4 - 0.5,
+            i * 4 + 2.5,
+            colors="green",
+            linestyles="dashed",
+        )
     if data:
-        parts = ax.boxplot(data, positions=positions, widths=0.7, patch_artist=True, showfliers=True)
+        parts = ax.boxplot(
+            data, positions=positions, widths=0.7, patch_artist=True, showfliers=True
+        )
         for patch, colour in zip(parts["boxes"], colours, strict=True):
             patch.set_facecolor(colour)
             patch.set_alpha(0.6)
@@ -96,14 +110,24 @@ def plot(results: Results, path: Path) -> None:
     ax.legend(handles, [*modes, "floor 3L"], fontsize=8, loc="upper left")
     ax.grid(True, which="both", axis="y", alpha=0.3)
 
-    styles = {"asip_locate": ("tab:blue", "o"), "raw aiodns": ("tab:gray", "s"), "dnspython": ("tab:orange", "^")}
+    styles = {
+        "asip_locate": ("tab:blue", "o"),
+        "raw aiodns": ("tab:gray", "s"),
+        "dnspython": ("tab:orange", "^"),
+    }
 
     # (b) throughput
     ax = axes[0][1]
     for client, (colour, marker) in styles.items():
         rows = [t for t in results.throughput if t.client == client]
         if rows:
-            ax.plot([t.concurrency for t in rows], [t.load.rate for t in rows], marker=marker, color=colour, label=client)
+            ax.plot(
+                [t.concurrency for t in rows],
+                [t.load.rate for t in rows],
+                marker=marker,
+                color=colour,
+                label=client,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("locates in flight (log)")
     ax.set_ylabel("locates/s (16 queries each)")
@@ -117,8 +141,21 @@ def plot(results: Results, path: Path) -> None:
         rows = [t for t in results.throughput if t.client == client]
         if rows:
             xs = [t.concurrency for t in rows]
-            ax.plot(xs, [t.load.p(50) * 1000 for t in rows], marker=marker, color=colour, label=f"{client} p50")
-            ax.plot(xs, [t.load.p(99) * 1000 for t in rows], marker=marker, color=colour, linestyle="dotted", label=f"{client} p99")
+            ax.plot(
+                xs,
+                [t.load.p(50) * 1000 for t in rows],
+                marker=marker,
+                color=colour,
+                label=f"{client} p50",
+            )
+            ax.plot(
+                xs,
+                [t.load.p(99) * 1000 for t in rows],
+                marker=marker,
+                color=colour,
+                linestyle="dotted",
+                label=f"{client} p99",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("locates in flight (log)")
@@ -135,7 +172,9 @@ def plot(results: Results, path: Path) -> None:
     for k, client in enumerate(clients):
         values = []
         for c in concurrencies:
-            row = next((t for t in results.throughput if t.client == client and t.concurrency == c), None)
+            row = next(
+                (t for t in results.throughput if t.client == client and t.concurrency == c), None
+            )
             values.append(row.cpu_per_query * 1e6 if row else math.nan)
         xs = [i + (k - (len(clients) - 1) / 2) * width for i in range(len(concurrencies))]
         ax.bar(xs, values, width=width, color=styles[client][0], label=client)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import scenarios as S
-from benchmarks._machine import facts
 from benchmarks._servers import (
     Relay,
     Server,
@@ -27,6 +26,7 @@ from benchmarks._zone import QUERIES_PER_LOCATE, Domains, zone_text
 HERE = Path(__file__).resolve().parent
 LATENCIES = (0.0, 0.005, 0.020)
 CONCURRENCY = (1, 10, 100, 1000)
+SCENARIOS = ["cold", "throughput", "cached", "storm", "memory", "degraded"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ FULL = Plan(
 
 
 def domains_needed(plan: Plan) -> int:
-    cold = len(LATENCIES) * (2 * (plan.cold_runs + 1) + plan.cold_seq_runs + 1)
+    cold = len(LATENCIES) * (3 * (plan.cold_runs + 1) + plan.cold_seq_runs + 1)
     through = 2 * sum(n + 1 for n in plan.throughput.values())
     through += sum(n + 1 for n in plan.dnspython.values())
     return cold + through + 1 + 2 * plan.degraded + 100
@@ -165,11 +165,13 @@ async def run_cold(results: Results, server: Server, domains: Domains, plan: Pla
     section.text(
         "Times in ms from `locate()` to the first target and to the end of the stream. "
         "L = 0 talks to the server directly; L > 0 goes through the latency relay (a separate "
-        "process) that holds each query L ms before forwarding it. \"library\" is "
-        "`Locator.locate` with the default fan-out (max_concurrency=32); \"library "
-        "sequential\" is the same with `LocateOptions(max_concurrency=1)`; \"raw aiodns, 3 "
-        "waves\" is a hand-written NAPTR -> 3 SRV -> 12 A/AAAA with `asyncio.gather` on raw "
-        "`query_dns` (the practical floor: three round trips plus c-ares)."
+        'process) that holds each query L ms before forwarding it. "library" is '
+        '`Locator.locate` with the default fan-out (max_concurrency=32); "library '
+        'sequential" is the same with `LocateOptions(max_concurrency=1)`; "raw aiodns, 3 '
+        'waves" is a hand-written NAPTR -> 3 SRV -> 12 A/AAAA with `asyncio.gather` on raw '
+        '`query_dns` (the practical floor: three round trips plus c-ares); "raw aiodns, 1 '
+        'query" is one NAPTR query on the same path (what one round trip really costs '
+        "here, relay and wake-ups included)."
     )
     results.add(section)
     fan = [r for r in results.cold if r.latency == 0.020 and r.mode == "library"]
@@ -205,7 +207,9 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
             load = result.load
             queries = load.count * QUERIES_PER_LOCATE
             if client is S.aiodns_throughput:
-                ceiling.append((queries / load.wall, server_cpu_used / queries, server_cpu_used / load.wall))
+                ceiling.append(
+                    (queries / load.wall, server_cpu_used / queries, server_cpu_used / load.wall)
+                )
             results.throughput.append(result)
             rows.append(
                 [
@@ -228,15 +232,23 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
     )  # fmt: skip
     section.text(
         "One locate = 16 questions (1 NAPTR, 3 SRV, 6 A, 6 AAAA) of a domain never queried "
-        "before. \"raw aiodns\" and \"dnspython\" ask the same 16 questions per domain all at "
+        'before. "raw aiodns" and "dnspython" ask the same 16 questions per domain all at '
         "once (no dependencies, no RFC 3263 logic), so their rows are an upper bound for any "
         "library on top of them. CPU = `time.process_time()` of the benchmark process (all "
         "threads, including c-ares'); server CPU from /proc for the server process tree."
     )
     ratios = []
     for concurrency in CONCURRENCY:
-        lib = next(t for t in results.throughput if t.client == "asip_locate" and t.concurrency == concurrency)
-        raw = next(t for t in results.throughput if t.client == "raw aiodns" and t.concurrency == concurrency)
+        lib = next(
+            t
+            for t in results.throughput
+            if t.client == "asip_locate" and t.concurrency == concurrency
+        )
+        raw = next(
+            t
+            for t in results.throughput
+            if t.client == "raw aiodns" and t.concurrency == concurrency
+        )
         ratios.append((concurrency, lib.cpu_per_query / raw.cpu_per_query))
     section.text("")
     section.text(
@@ -261,7 +273,9 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
             "library CPU per DNS query <= 1.5x raw aiodns",
             ", ".join(f"{r:.2f}x at {c}" for c, r in ratios),
             f"worst {worst[1]:.2f}x (at {worst[0]} in flight)",
-            "met" if worst[1] <= 1.5 else f"MISSED by {worst[1] - 1.5:.2f}x at {worst[0]} in flight",
+            "met"
+            if worst[1] <= 1.5
+            else f"MISSED by {worst[1] - 1.5:.2f}x at {worst[0]} in flight",
         )
     )
 
@@ -373,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         help="DNS server to run (auto: NSD, else Knot, else ZoneServer)",
     )  # fmt: skip
     parser.add_argument(
-        "--only", action="append", choices=["cold", "throughput", "cached", "storm", "memory", "degraded"],
+        "--only", action="append", choices=SCENARIOS,
         help="run only these scenarios (repeatable)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="where to write the report and plot")
@@ -381,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     pinned = ""
     if server_cpu() is not None:
         os.sched_setaffinity(0, client_cpus())
-        pinned = f"benchmark process pinned to CPU(s) {sorted(client_cpus())}, DNS server and relays to CPU {server_cpu()}"
+        pinned = (
+            f"benchmark process pinned to CPU(s) {sorted(client_cpus())}, "
+            f"DNS server and relays to CPU {server_cpu()}"
+        )
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
     results = Results(args.quick)
@@ -391,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or HERE
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
-    paths = write_report(results, out, command=command, started=started, elapsed=elapsed, pinned=pinned)
+    paths = write_report(
+        results, out, command=command, started=started, elapsed=elapsed, pinned=pinned
+    )
     print("\n## Goals\n")
     for goal in results.goals:
         print(" - " + " | ".join(goal))

@@ -34,10 +34,12 @@ def client_cpus() -> set[int]:
     return set(cpus[:-1]) if len(cpus) >= 2 else set(cpus)
 
 
-def _pin() -> None:
+def _pin(process: subprocess.Popen[bytes]) -> None:
+    """Pin a just-started server process to the server CPU (before it forks workers)."""
     cpu = server_cpu()
     if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(process.pid, {cpu})
 
 
 def free_port(host: str) -> int:
@@ -199,11 +201,12 @@ def start_nsd(zone: str) -> Server:
     conf.write_text(
         _NSD_CONF.format(host=SERVER_HOST, port=port, dir=workdir.name, origin=ORIGIN, rrl=rrl)
     )
-    process = subprocess.Popen(
-        [nsd, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, preexec_fn=_pin
-    )
+    process = subprocess.Popen([nsd, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL)
+    _pin(process)
     server = Server("nsd", _version([nsd, "-v"]), SERVER_HOST, port, process, workdir)
-    server.notes.append("NSD response-rate limiting off (rrl-ratelimit: 0)" if rrl else "NSD built without RRL")
+    server.notes.append(
+        "NSD response-rate limiting off (rrl-ratelimit: 0)" if rrl else "NSD built without RRL"
+    )
     _ready(server)
     return server
 
@@ -216,9 +219,8 @@ def start_knot(zone: str) -> Server:
     Path(workdir.name, "db").mkdir()
     conf = Path(workdir.name, "knot.conf")
     conf.write_text(_KNOT_CONF.format(host=SERVER_HOST, port=port, dir=workdir.name, origin=ORIGIN))
-    process = subprocess.Popen(
-        [knotd, "-c", str(conf)], stdout=subprocess.DEVNULL, preexec_fn=_pin
-    )
+    process = subprocess.Popen([knotd, "-c", str(conf)], stdout=subprocess.DEVNULL)
+    _pin(process)
     server = Server("knot", _version([knotd, "-V"]), SERVER_HOST, port, process, workdir)
     _ready(server)
     return server
@@ -231,15 +233,20 @@ def start_zoneserver(zone: str) -> Server:
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks._zoneserver", str(path), SERVER_HOST],
         stdout=subprocess.PIPE,
-        preexec_fn=_pin,
     )
+    _pin(process)
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()  # "PORT" once bound
     if not line.isdigit():
         stop_process(process)
         raise RuntimeError(f"ZoneServer process failed to start: {line!r}")
     server = Server(
-        "zoneserver", "asip_locate.testing.ZoneServer (Python, dnslib)", SERVER_HOST, int(line), process, workdir
+        "zoneserver",
+        "asip_locate.testing.ZoneServer (Python, dnslib)",
+        SERVER_HOST,
+        int(line),
+        process,
+        workdir,
     )
     server.notes.append(
         "FALLBACK: neither NSD nor Knot is installed; ZoneServer is slow and may be the bottleneck"
@@ -308,7 +315,8 @@ def start_relay(
     ]  # fmt: skip
     if blackhole:
         argv.append("--blackhole")
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, preexec_fn=_pin)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    _pin(process)
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()
     if line != "ready":

@@ -20,7 +20,11 @@ $TTL {TTL}
 ns1 IN A 127.0.0.2
 """
 
-_SERVICES = (("SIPS+D2T", "_sips._tcp", 5061), ("SIP+D2T", "_sip._tcp", 5060), ("SIP+D2U", "_sip._udp", 5060))
+_SERVICES = (
+    ("SIPS+D2T", "_sips._tcp", 5061),
+    ("SIP+D2T", "_sip._tcp", 5060),
+    ("SIP+D2U", "_sip._udp", 5060),
+)
 
 
 def domain(index: int) -> str:
@@ -30,7 +34,7 @@ def domain(index: int) -> str:
 
 def domain_records(index: int) -> str:
     """Zone-file lines (relative to ORIGIN) for one domain."""
-    d = f"d{index}"
+    d = f"d{index}.{ORIGIN}."  # absolute: dnslib leaves relative names in RDATA as they are
     lines = []
     for order, (service, prefix, _port) in enumerate(_SERVICES, 1):
         lines.append(f'{d} IN NAPTR {order * 10} 50 "s" "{service}" "" {prefix}.{d}')

@@ -7,6 +7,7 @@ serves until SIGTERM (or one hour).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -14,17 +15,15 @@ from pathlib import Path
 from asip_locate.testing import ZoneServer
 
 
-async def _main(path: str, host: str) -> None:
+async def _main(text: str, host: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    async with ZoneServer(Path(path).read_text(), host=host) as server:
+    async with ZoneServer(text, host=host) as server:
         print(server.port, flush=True)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
-        except TimeoutError:
-            pass
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1], sys.argv[2]))
+    asyncio.run(_main(Path(sys.argv[1]).read_text(), sys.argv[2]))

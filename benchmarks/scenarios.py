@@ -96,9 +96,19 @@ async def cold_path(
                 run.complete.append(complete)
         results.append(run)
     run = ColdRun(latency, "raw aiodns, 3 waves")
+    rtt = ColdRun(latency, "raw aiodns, 1 query")
     resolver = aiodns.DNSResolver(nameservers=[nameserver], timeout=2.0, tries=2)
     try:
         await _timed_raw_waves(resolver, domains.take(1)[0])
+        for name in domains.take(runs):  # one round trip through this path, for reference
+            start = time.perf_counter()
+            try:
+                await asyncio.wait_for(resolver.query_dns(name, "NAPTR"), RUN_LIMIT)
+            except (DNSError, TimeoutError):
+                rtt.failures += 1
+                continue
+            rtt.first.append(time.perf_counter() - start)
+            rtt.complete.append(rtt.first[-1])
         for name in domains.take(runs):
             try:
                 first, complete, _n = await asyncio.wait_for(
@@ -111,7 +121,7 @@ async def cold_path(
             run.complete.append(complete)
     finally:
         await resolver.close()
-    results.append(run)
+    results += [run, rtt]
     return results
 
 
