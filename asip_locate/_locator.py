@@ -14,7 +14,7 @@ from asip_locate._errors import NoTargetsError
 from asip_locate._model import Target
 from asip_locate._options import LocateOptions
 from asip_locate._order import Rng
-from asip_locate._plan import RngFactory, plan_request
+from asip_locate._plan import Resolution, RngFactory, plan_request
 from asip_locate._stream import TargetStream
 from asip_locate._uri import parse_uri
 from asip_locate._via import Via, parse_via, plan_response
@@ -83,15 +83,7 @@ class Locator:
             resolution = plan_request(parsed, self.options, self._rng_factory(), as_sips=as_sips)
         except NoTargetsError as exc:
             return _failed_stream(uri, exc)
-        stream = TargetStream(
-            uri,
-            resolution,
-            self.backend,
-            deadline=self.options.deadline,
-            max_concurrency=self.options.max_concurrency,
-        )
-        self._streams.add(stream)
-        return stream
+        return self._open_stream(uri, resolution)
 
     async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
         """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
@@ -116,8 +108,11 @@ class Locator:
             raise RuntimeError("Locator is closed")
         parsed = via if isinstance(via, Via) else parse_via(via)
         resolution = plan_response(parsed, self.options, self._rng_factory())
+        return self._open_stream(str(parsed), resolution)
+
+    def _open_stream(self, text: str, resolution: Resolution) -> TargetStream:
         stream = TargetStream(
-            str(parsed),
+            text,
             resolution,
             self.backend,
             deadline=self.options.deadline,
