@@ -7,6 +7,11 @@ each with one A and one AAAA record: a full locate is 16 queries (1 NAPTR, 3 SRV
 
 from __future__ import annotations
 
+import ipaddress
+
+from asip_locate import Answer, NaptrRecord, Query, RType, SrvRecord, Status
+from asip_locate._model import Record
+
 ORIGIN = "bench.test"
 QUERIES_PER_LOCATE = 16
 TARGETS_PER_LOCATE = 12
@@ -82,3 +87,45 @@ class Domains:
         names = [domain(i) for i in range(self._next, self._next + k)]
         self._next += k
         return names
+
+
+class SyntheticBackend:
+    """A DnsBackend that answers the benchmark zone for any ``d{i}`` in-process.
+
+    Builds the same Answer values AiodnsBackend would (records, TTL), without DNS or
+    a zone file: used to fill a cache with 100,000 domains in seconds (scenario 5).
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def answer(self, query: Query) -> Answer:
+        labels = query.name.split(".")
+        records: tuple[Record, ...] = ()
+        if query.rtype is RType.NAPTR and len(labels) == 3:
+            records = tuple(
+                NaptrRecord(order * 10, 50, "s", service, "", f"{prefix}.{query.name}")
+                for order, (service, prefix, _port) in enumerate(_SERVICES, 1)
+            )
+        elif query.rtype is RType.SRV and len(labels) == 5:
+            domain_name = ".".join(labels[2:])
+            index = [s[1] for s in _SERVICES].index(".".join(labels[:2]))
+            port = _SERVICES[index][2]
+            records = tuple(
+                SrvRecord(10, weight, port, f"h{2 * index + k + 1}.{domain_name}")
+                for k, weight in enumerate((60, 40))
+            )
+        elif query.rtype in (RType.A, RType.AAAA) and len(labels) == 4:
+            host = int(labels[0][1:])
+            text = f"127.0.0.{10 + host}" if query.rtype is RType.A else f"2001:db8::{host}"
+            records = (ipaddress.ip_address(text),)
+        if not records:
+            return Answer(query, Status.NXDOMAIN, ttl=60)
+        return Answer(query, Status.NOERROR, records, TTL)
+
+    async def query(self, query: Query) -> Answer:
+        self.calls += 1
+        return self.answer(query)
+
+    async def aclose(self) -> None:
+        return None
