@@ -32,6 +32,8 @@ class Load:
     wall: float
     cpu: float
     latencies: list[float] = field(default_factory=list)
+    thread_cpu: float = 0.0
+    """CPU of the event-loop thread alone (c-ares' own thread excluded)."""
 
     @property
     def rate(self) -> float:
@@ -70,9 +72,9 @@ async def run_pool(
             latencies.append(time.perf_counter() - start)
             ok += success
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0, thread0 = time.process_time(), time.perf_counter(), time.thread_time()
     workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(todo)))]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*workers), timeout=time_limit)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return Load(len(todo), ok, wall, cpu, latencies)
+    return Load(len(todo), ok, wall, cpu, latencies, time.thread_time() - thread0)

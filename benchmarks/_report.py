@@ -61,7 +61,7 @@ def plot(results: Results, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
     fig.suptitle(
         "asip_locate benchmarks"
         + (" (--quick)" if results.quick else "")
@@ -69,46 +69,33 @@ def plot(results: Results, path: Path) -> None:
         fontsize=13,
     )
 
-    # (a) cold path distributions
-    ax = axes[0][0]
-    modes = ["library", "library sequential", "raw aiodns, 3 waves"]
-    colors = {
-        "library": "tab:blue",
-        "library sequential": "tab:red",
-        "raw aiodns, 3 waves": "tab:gray",
-    }
+    # (a), (b) cold path: ECDFs of first-target and complete-list times
+    modes = {"library": "solid", "library sequential": "dotted", "raw aiodns, 3 waves": "dashed"}
+    lat_colours = ["tab:blue", "tab:orange", "tab:red", "tab:purple"]
     latencies = sorted({r.latency for r in results.cold})
-    positions, data, colours = [], [], []
-    for i, latency in enumerate(latencies):
-        for j, mode in enumerate(modes):
-            run = next((r for r in results.cold if r.latency == latency and r.mode == mode), None)
-            if run and run.complete:
-                positions.append(i * 4 + j)
-                data.append([v * 1000 for v in run.complete])
-                colours.append(colors[mode])
-        ax.hlines(
-            max(3 * latency * 1000, 0.05),
-            i * 4 - 0.5,
-            i * 4 + 2.5,
-            colors="green",
-            linestyles="dashed",
-        )
-    if data:
-        parts = ax.boxplot(
-            data, positions=positions, widths=0.7, patch_artist=True, showfliers=True
-        )
-        for patch, colour in zip(parts["boxes"], colours, strict=True):
-            patch.set_facecolor(colour)
-            patch.set_alpha(0.6)
-    ax.set_yscale("log")
-    ax.set_xticks([i * 4 + 1 for i in range(len(latencies))])
-    ax.set_xticklabels([f"L = {latency * 1000:g} ms" for latency in latencies])
-    ax.set_ylabel("time to complete list (ms, log)")
-    ax.set_title("1. Cold locate: complete-list time per injected latency")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m], alpha=0.6) for m in modes]
-    handles.append(plt.Line2D([0], [0], color="green", linestyle="dashed"))
-    ax.legend(handles, [*modes, "floor 3L"], fontsize=8, loc="upper left")
-    ax.grid(True, which="both", axis="y", alpha=0.3)
+    for ax, attr, title in (
+        (axes[0][0], "first", "1. Cold locate: time to first target"),
+        (axes[0][1], "complete", "1. Cold locate: time to complete list"),
+    ):
+        for i, latency in enumerate(latencies):
+            colour = lat_colours[i % len(lat_colours)]
+            for mode, style in modes.items():
+                run = next(
+                    (r for r in results.cold if r.latency == latency and r.mode == mode), None
+                )
+                values = sorted(v * 1000 for v in getattr(run, attr)) if run else []
+                if values:
+                    ys = [(k + 1) / len(values) for k in range(len(values))]
+                    ax.step(values, ys, where="post", color=colour, linestyle=style,
+                            label=f"L={latency * 1000:g} ms, {mode}")  # fmt: skip
+            if latency:
+                ax.axvline(3 * latency * 1000, color=colour, linewidth=3, alpha=0.25)
+        ax.set_xscale("log")
+        ax.set_xlabel("ms (log); wide pale lines: floor 3L")
+        ax.set_ylabel("fraction of runs")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
 
     styles = {
         "asip_locate": ("tab:blue", "o"),
@@ -116,8 +103,8 @@ def plot(results: Results, path: Path) -> None:
         "dnspython": ("tab:orange", "^"),
     }
 
-    # (b) throughput
-    ax = axes[0][1]
+    # (c) throughput
+    ax = axes[0][2]
     for client, (colour, marker) in styles.items():
         rows = [t for t in results.throughput if t.client == client]
         if rows:
@@ -135,7 +122,7 @@ def plot(results: Results, path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
 
-    # (c) latency vs concurrency
+    # (d) latency vs concurrency
     ax = axes[1][0]
     for client, (colour, marker) in styles.items():
         rows = [t for t in results.throughput if t.client == client]
@@ -164,7 +151,7 @@ def plot(results: Results, path: Path) -> None:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
 
-    # (d) CPU per query
+    # (e) CPU per query
     ax = axes[1][1]
     clients = [c for c in styles if any(t.client == c for t in results.throughput)]
     concurrencies = sorted({t.concurrency for t in results.throughput})
@@ -185,6 +172,25 @@ def plot(results: Results, path: Path) -> None:
     ax.set_title("2. CPU per query (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
+
+    # (f) degraded DNS
+    ax = axes[1][2]
+    for result, colour in zip(results.degraded, ["tab:red", "tab:green"], strict=False):
+        values = sorted(v * 1000 for v in result.done)
+        if values:
+            ys = [(k + 1) / len(values) for k in range(len(values))]
+            ax.step(values, ys, where="post", color=colour, label=f"{result.case}: all done")
+        firsts = sorted(v * 1000 for v in result.first)
+        if firsts:
+            ys = [(k + 1) / len(result.done) for k in range(len(firsts))]
+            ax.step(firsts, ys, where="post", color=colour, linestyle="dotted",
+                    label=f"{result.case}: first target")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per locate (log)")
+    ax.set_ylabel("fraction of locates")
+    ax.set_title("6. Degraded DNS")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
 
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -178,17 +178,29 @@ async def run_cold(results: Results, server: Server, domains: Domains, plan: Pla
     )
     results.add(section)
     fan = [r for r in results.cold if r.latency == 0.020 and r.mode == "library"]
-    if fan:
+    waves = [r for r in results.cold if r.latency == 0.020 and r.mode == "raw aiodns, 3 waves"]
+    one = [r for r in results.cold if r.latency == 0.020 and r.mode == "raw aiodns, 1 query"]
+    if fan and waves and one:
         fp50, _, _ = S.summary(fan[0].first)
         cp50, _, _ = S.summary(fan[0].complete)
-        for what, value, bound in (("first target", fp50, 65.0), ("complete list", cp50, 70.0)):
+        wp50 = S.summary(waves[0].complete)[0]
+        wfirst = S.summary(waves[0].first)[0]
+        rtt = S.summary(one[0].complete)[0]
+        for what, value, bound, floor in (
+            ("first target", fp50, 65.0, wfirst),
+            ("complete list", cp50, 70.0, wp50),
+        ):
             met = value <= bound
+            why = (
+                f" (raw aiodns in 3 waves on the same path: {floor:.2f} ms; one round trip "
+                f"there costs {rtt:.2f} ms, not 20)"
+            )
             results.goals.append(
                 (
                     f"{what} <= 3L + {bound - 60:g} ms at L = 20 ms",
                     f"p50 {value:.2f} ms (bound {bound:g} ms)",
                     f"{value / bound:.2f}x of bound",
-                    "met" if met else f"MISSED by {value - bound:.2f} ms",
+                    ("met" if met else f"MISSED by {value - bound:.2f} ms") + why,
                 )
             )
 
@@ -225,12 +237,13 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
                     f2(load.p(99) * 1000),
                     f0(load.cpu_each * 1e6),
                     f1(result.cpu_per_query * 1e6),
+                    f1(load.thread_cpu / load.count / QUERIES_PER_LOCATE * 1e6),
                     f1(server_cpu_used / queries * 1e6),
                 ]
             )
     section.table(
         ["client", "in flight", "ok", "locates/s", "queries/s", "p50 ms", "p99 ms",
-         "CPU µs/locate", "CPU µs/query", "server CPU µs/query"],
+         "CPU µs/locate", "CPU µs/query", "loop-thread CPU µs/query", "server CPU µs/query"],
         rows,
     )  # fmt: skip
     section.text(
@@ -238,7 +251,9 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
         'before. "raw aiodns" and "dnspython" ask the same 16 questions per domain all at '
         "once (no dependencies, no RFC 3263 logic), so their rows are an upper bound for any "
         "library on top of them. CPU = `time.process_time()` of the benchmark process (all "
-        "threads, including c-ares'); server CPU from /proc for the server process tree. "
+        'threads, including c-ares\' event thread); "loop-thread" = `time.thread_time()` of '
+        "the event-loop thread alone (where the library's own Python code runs); server CPU "
+        "from /proc for the server process tree. "
         "The raw aiodns channel gets a 4 MiB UDP receive buffer (the library's channel keeps "
         "the default) so that lost replies do not make the anchor look slow. The Locator "
         "uses default options (cache on with 10,000 entries when the cache layer is in)."
@@ -274,6 +289,26 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
         )
     results.add(section)
     worst = max(ratios, key=lambda cr: cr[1])
+    lib = next(
+        t for t in results.throughput if t.client == "asip_locate" and t.concurrency == worst[0]
+    )
+    raw = next(
+        t for t in results.throughput if t.client == "raw aiodns" and t.concurrency == worst[0]
+    )
+    per_q = 1e6 / QUERIES_PER_LOCATE
+    lib_loop, raw_loop = (
+        lib.load.thread_cpu / lib.load.count * per_q,
+        raw.load.thread_cpu / raw.load.count * per_q,
+    )
+    lib_rest, raw_rest = lib.cpu_per_query * 1e6 - lib_loop, raw.cpu_per_query * 1e6 - raw_loop
+    why = (
+        f"; at {worst[0]} in flight the event-loop thread spends {lib_loop:.0f} µs per query "
+        f"in the library vs {raw_loop:.0f} µs raw; the rest (c-ares' event thread) is "
+        f"{lib_rest:.0f} vs {raw_rest:.0f} µs. The loop-thread gap is the library's Python per "
+        "query (a task per query, the planner's bookkeeping, Answer/Target objects"
+        + (", the cache layer's store and coalescing" if S.has_cache() else "")
+        + ")"
+    )
     results.goals.append(
         (
             "library CPU per DNS query <= 1.5x raw aiodns",
@@ -281,12 +316,14 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
             f"worst {worst[1]:.2f}x (at {worst[0]} in flight)",
             "met"
             if worst[1] <= 1.5
-            else f"MISSED by {worst[1] - 1.5:.2f}x at {worst[0]} in flight",
+            else f"MISSED by {worst[1] - 1.5:.2f}x at {worst[0]} in flight{why}",
         )
     )
 
 
-def _skip(results: Results, title: str, why: str) -> None:
+def _skip(results: Results, title: str, why: str, goal: str | None = None) -> None:
+    if goal:
+        results.goals.append((goal, "not measured", "-", f"not measured: {why}"))
     section = Section(title)
     section.text(f"Skipped: {why}")
     results.add(section)
@@ -295,7 +332,10 @@ def _skip(results: Results, title: str, why: str) -> None:
 async def run_cached(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
     title = "3. Cached path: a fully cached `resolve()` against the in-process floor"
     if not S.has_cache():
-        _skip(results, title, "this build has no cache layer (`Locator.cache_info`).")
+        _skip(
+            results, title, "this build has no cache layer (`Locator.cache_info`).",
+            "cached locate <= 3x the floor",
+        )  # fmt: skip
         return
     section = Section(title)
     rows = [await S.cached_path(server.address, domains, n=plan.cached, repeat=5)]
@@ -333,7 +373,11 @@ async def run_cached(results: Results, server: Server, domains: Domains, plan: P
             "cached locate <= 3x the floor",
             ", ".join(f"{r.ratio:.2f}x ({r.targets} targets)" for r in rows),
             f"worst {worst.ratio:.2f}x",
-            "met" if worst.ratio <= 3 else f"MISSED by {worst.ratio - 3:.2f}x",
+            "met"
+            if worst.ratio <= 3
+            else f"MISSED by {worst.ratio - 3:.2f}x: a cached locate still runs the whole RFC "
+            "3263 planner per call (16 cache look-ups, NAPTR order, fresh RFC 2782 weighted "
+            "draws for 3 SRV sets, 12 Target objects); the floor only iterates a list",
         )
     )
 
@@ -386,6 +430,13 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
         "Queries are counted by the relay (zero delay) in front of the server, per (name, "
         "type). One Locator (so one c-ares channel) runs every locate."
     )
+    if not S.has_cache():
+        section.text("")
+        section.text(
+            "This build has no cache layer, so nothing merges identical queries in flight: "
+            "the count depends on how many locates ask a question only after c-ares' own "
+            "cache got its answer (it varies from run to run), not on a guarantee."
+        )
     results.add(section)
     met = storm.received == storm.distinct
     results.goals.append(
@@ -393,7 +444,16 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
             "storm sends exactly one query per (name, type)",
             f"{storm.received:,} queries for {storm.distinct} (name, type)",
             f"{storm.received / storm.distinct:,.2f} per (name, type)",
-            "met" if met else f"MISSED: {storm.received - storm.distinct:,} extra queries",
+            "met"
+            if met
+            else f"MISSED: {storm.received - storm.distinct:,} extra queries"
+            + (
+                ""
+                if S.has_cache()
+                else " (this build has no cache layer: nothing merges identical queries in "
+                "flight, and c-ares' own cache only answers questions asked after an answer "
+                "arrived)"
+            ),
         )
     )
 
