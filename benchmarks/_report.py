@@ -35,6 +35,7 @@ def write_report(
     ]
     lines += [f"- {key}: {value}" for key, value in facts().items()]
     lines.append(f"- DNS server: {results.server}")
+    lines += [f"- Server note: {note}" for note in results.server_notes]
     if pinned:
         lines.append(f"- CPU placement: {pinned}")
     lines += [

@@ -101,6 +101,7 @@ class Results:
     cold: list[S.ColdRun] = field(default_factory=list)
     throughput: list[S.Throughput] = field(default_factory=list)
     storm: S.Storm | None = None
+    server_notes: list[str] = field(default_factory=list)
     cached: list[S.Cached] = field(default_factory=list)
     memory: list[S.Memory] = field(default_factory=list)
     degraded: list[S.Degraded] = field(default_factory=list)
@@ -406,8 +407,9 @@ async def run_memory(results: Results, server: Server, domains: Domains, plan: P
         "leaves them, filled from an in-process synthetic backend (same Answer values as "
         "the aiodns backend, no DNS) with `cache_size` raised to hold them all (the default "
         "`cache_size` of 10,000 entries holds 625 such domains). Traced = tracemalloc's "
-        "net growth over the fill (after gc); RSS growth over the same fill, minus "
-        "tracemalloc's own bookkeeping."
+        "net growth over the fill (after gc); RSS growth measured on a separate fill "
+        "of a fresh Locator without tracemalloc (RSS can stay below the traced bytes when "
+        "freed memory from earlier scenarios is reused)."
     )
     results.add(section)
 
@@ -421,9 +423,11 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
         relay.stop()
     results.storm = storm
     section.table(
-        ["locates", "ok", "time to completion ms", "distinct (name, type)", "queries at server",
-         "queries per (name, type)"],
-        [[f0(storm.locates), f0(storm.ok), f1(storm.wall * 1000), str(storm.distinct),
+        ["locates", "ok", "failed (by error)", "time to completion ms", "distinct (name, type)",
+         "queries at server", "queries per (name, type)"],
+        [[f0(storm.locates), f0(storm.ok),
+          ", ".join(f"{n:,} {e}" for e, n in storm.errors.items()) or "0",
+          f1(storm.wall * 1000), str(storm.distinct),
           f0(storm.received), f2(storm.received / storm.distinct)]],
     )  # fmt: skip
     section.text(
@@ -505,6 +509,7 @@ async def run_all(args: argparse.Namespace, results: Results) -> None:
     started = time.perf_counter()
     server = start_server(zone_text(count), args.server)
     results.server = f"{server.kind} ({server.version}) on {server.address}"
+    results.server_notes = list(server.notes)
     for note in server.notes:
         print(f"NOTE: {note}", flush=True)
     print(
