@@ -38,7 +38,7 @@ class Plan:
     cold_seq_runs: int
     throughput: dict[int, int]
     dnspython: dict[int, int]
-    storm: int
+    storm: tuple[int, ...]
     degraded: int
     memory: tuple[int, ...]
     cached: int
@@ -49,7 +49,7 @@ QUICK = Plan(
     cold_seq_runs=3,
     throughput={1: 100, 10: 300, 100: 600, 1000: 1500},
     dnspython={1: 20, 10: 50, 100: 100},
-    storm=2_000,
+    storm=(2_000,),
     degraded=20,
     memory=(1_000, 5_000),
     cached=2_000,
@@ -59,7 +59,7 @@ FULL = Plan(
     cold_seq_runs=10,
     throughput={1: 500, 10: 2_000, 100: 4_000, 1000: 10_000},
     dnspython={1: 100, 10: 300, 100: 500},
-    storm=10_000,
+    storm=(1_000, 10_000),
     degraded=200,
     memory=(10_000, 100_000),
     cached=20_000,
@@ -70,7 +70,7 @@ def domains_needed(plan: Plan) -> int:
     cold = len(LATENCIES) * (3 * (plan.cold_runs + 1) + plan.cold_seq_runs + 1)
     through = 2 * sum(n + 1 for n in plan.throughput.values())
     through += sum(n + 1 for n in plan.dnspython.values())
-    return cold + through + 2 + 2 * plan.degraded + 100
+    return cold + through + 2 + len(plan.storm) + 2 * plan.degraded + 100
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Results:
     """(goal, measured, ratio or verdict, met/missed and why)"""
     cold: list[S.ColdRun] = field(default_factory=list)
     throughput: list[S.Throughput] = field(default_factory=list)
-    storm: S.Storm | None = None
+    storms: list[S.Storm] = field(default_factory=list)
     server_notes: list[str] = field(default_factory=list)
     cached: list[S.Cached] = field(default_factory=list)
     memory: list[S.Memory] = field(default_factory=list)
@@ -415,24 +415,30 @@ async def run_memory(results: Results, server: Server, domains: Domains, plan: P
 
 
 async def run_storm(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
-    section = Section(f"4. Storm: {plan.storm:,} concurrent locates of one uncached domain")
+    largest = max(plan.storm)
+    section = Section(f"4. Storm: up to {largest:,} concurrent locates of one uncached domain")
     relay = start_relay(server.address)
     try:
-        storm = await S.storm(relay.address, domains, locates=plan.storm, counted=relay)
+        for count in plan.storm:
+            results.storms.append(
+                await S.storm(relay.address, domains, locates=count, counted=relay)
+            )
     finally:
         relay.stop()
-    results.storm = storm
     section.table(
         ["locates", "ok", "failed (by error)", "time to completion ms", "distinct (name, type)",
          "queries at server", "queries per (name, type)"],
         [[f0(storm.locates), f0(storm.ok),
           ", ".join(f"{n:,} {e}" for e, n in storm.errors.items()) or "0",
           f1(storm.wall * 1000), str(storm.distinct),
-          f0(storm.received), f2(storm.received / storm.distinct)]],
+          f0(storm.received), f2(storm.received / storm.distinct)]
+         for storm in results.storms],
     )  # fmt: skip
     section.text(
-        "Queries are counted by the relay (zero delay) in front of the server, per (name, "
-        "type). One Locator (so one c-ares channel) runs every locate."
+        "Each row: that many `resolve()` calls of one fresh domain started at once with "
+        "`asyncio.gather` on one Locator (one c-ares channel), default options (deadline "
+        "10 s). Queries are counted by the relay (zero delay) in front of the server, per "
+        "(name, type)."
     )
     if not S.has_cache():
         section.text("")
@@ -442,22 +448,30 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
             "cache got its answer (it varies from run to run), not on a guarantee."
         )
     results.add(section)
+    storm = next(s for s in results.storms if s.locates == largest)
     met = storm.received == storm.distinct
+    failed = (
+        f"; but {storm.locates - storm.ok:,} of {storm.locates:,} locates failed "
+        f"({', '.join(f'{n:,} {e}' for e, n in storm.errors.items())}) after "
+        f"{storm.wall:.1f} s: every locate advances one step at a time in turn, so none "
+        "reaches its first target before the 10 s deadline once the total work passes it"
+        if storm.ok < storm.locates
+        else ""
+    )
     results.goals.append(
         (
-            "storm sends exactly one query per (name, type)",
+            f"storm ({largest:,} locates) sends exactly one query per (name, type)",
             f"{storm.received:,} queries for {storm.distinct} (name, type)",
             f"{storm.received / storm.distinct:,.2f} per (name, type)",
-            "met"
-            if met
-            else f"MISSED: {storm.received - storm.distinct:,} extra queries"
+            ("met" if met else f"MISSED: {storm.received - storm.distinct:,} extra queries")
             + (
                 ""
-                if S.has_cache()
+                if met or S.has_cache()
                 else " (this build has no cache layer: nothing merges identical queries in "
                 "flight, and c-ares' own cache only answers questions asked after an answer "
                 "arrived)"
-            ),
+            )
+            + failed,
         )
     )
 
