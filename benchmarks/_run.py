@@ -509,7 +509,11 @@ async def run_degraded(results: Results, server: Server, domains: Domains, plan:
         "Default LocateOptions (timeout 2 s per try, 2 tries per server, deadline 10 s), 10 "
         "locates in flight. Drops are random (seeded) in a relay in front of the server. The "
         "dead nameserver is a bound UDP socket that never answers (a black hole, worse than "
-        "a closed port, which fails at once) and is listed first."
+        "a closed port, which fails at once) and is listed first. With 30% loss and 2 tries a "
+        "query is lost for good with p = 0.3^2 = 9%, so all 16 answers arrive in about "
+        "0.91^16 = 22% of locates; lost branches are dropped and the other targets still "
+        "come. c-ares retries after an adaptive timeout based on the server's measured "
+        "latency (well under the configured 2 s once it has samples)."
     )
     results.add(section)
 
