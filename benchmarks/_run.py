@@ -51,7 +51,7 @@ QUICK = Plan(
     dnspython={1: 20, 10: 50, 100: 100},
     storm=(2_000,),
     degraded=20,
-    memory=(1_000, 5_000),
+    memory=(500, 2_000),
     cached=2_000,
 )
 FULL = Plan(
