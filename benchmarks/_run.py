@@ -581,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks._report import write_report
 
     out = args.out or HERE
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python -m benchmarks", shlex.join(sys.argv[1:] if argv is None else argv)])
+    command = command.strip()
     paths = write_report(
         results, out, command=command, started=started, elapsed=elapsed, pinned=pinned
     )

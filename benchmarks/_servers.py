@@ -23,15 +23,17 @@ RELAY_HOST = "127.0.0.3"
 START_TIMEOUT = 60.0
 
 
+_CPUS = sorted(os.sched_getaffinity(0))
+"""The CPUs this process could use when first imported (before it pins itself)."""
+
+
 def server_cpu() -> int | None:
     """The CPU the server processes are pinned to (the client gets the others)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return cpus[-1] if len(cpus) >= 2 else None
+    return _CPUS[-1] if len(_CPUS) >= 2 else None
 
 
 def client_cpus() -> set[int]:
-    cpus = sorted(os.sched_getaffinity(0))
-    return set(cpus[:-1]) if len(cpus) >= 2 else set(cpus)
+    return set(_CPUS[:-1]) if len(_CPUS) >= 2 else set(_CPUS)
 
 
 def _pin(process: subprocess.Popen[bytes]) -> None:
