@@ -70,11 +70,13 @@ def _min_ttl(a: int | None, b: int | None) -> int | None:
 class _Branch:
     """An unfinished part of the candidate list, expanded once its answers are in."""
 
-    __slots__ = ("path", "ttl")
+    __slots__ = ("path", "stale", "ttl")
 
-    def __init__(self, path: tuple[Query, ...], ttl: int | None) -> None:
+    def __init__(self, path: tuple[Query, ...], ttl: int | None, stale: bool = False) -> None:
         self.path = path
         self.ttl = ttl
+        self.stale = stale
+        """True when an answer on ``path`` was served stale (RFC 8767)."""
 
     def needs(self, ctx: _Context) -> tuple[Query, ...]:
         raise NotImplementedError
@@ -98,8 +100,9 @@ class _Addresses(_Branch):
         transport: Transport,
         path: tuple[Query, ...] = (),
         ttl: int | None = None,
+        stale: bool = False,
     ) -> None:
-        super().__init__(path, ttl)
+        super().__init__(path, ttl, stale)
         self.host = host
         self.port = port
         self.transport = transport
@@ -139,7 +142,7 @@ class _Addresses(_Branch):
                 tls_name,
                 _min_ttl(self.ttl, origin[address].ttl),
                 (*self.path, origin[address].query),
-                origin[address].stale,
+                self.stale or origin[address].stale,
             )
             for address in addresses
         ]
@@ -157,8 +160,9 @@ class _Srv(_Branch):
         path: tuple[Query, ...],
         ttl: int | None,
         fallback: _Addresses | None = None,
+        stale: bool = False,
     ) -> None:
-        super().__init__(path, ttl)
+        super().__init__(path, ttl, stale)
         self.name = name
         self.transport = transport
         self.fallback = fallback
@@ -173,9 +177,13 @@ class _Srv(_Branch):
         if not records:
             # RFC 3263 §4.2: no SRV records -> A/AAAA at the default port. DNS failures
             # (timeout, SERVFAIL) are treated like "not found" so a call can proceed.
-            return [self.fallback] if self.fallback else []
+            if self.fallback is None:
+                return []
+            self.fallback.stale |= answer.stale
+            return [self.fallback]
         path = (*self.path, query)
         ttl = _min_ttl(self.ttl, answer.ttl)
+        stale = self.stale or answer.stale
         if all(not r.target for r in records):
             ctx.notes.append(f"{query}: service not available (target '.')")
             return []
@@ -191,7 +199,7 @@ class _Srv(_Branch):
                 usable.append(record)
         ordered = srv_order(usable, ctx.rng_for(self.name))
         return [
-            _Addresses(r.target, r.port, self.transport, path, ttl)
+            _Addresses(r.target, r.port, self.transport, path, ttl, stale)
             for r in ctx.capped(ordered, query)
             if isinstance(r, SrvRecord)
         ]
@@ -213,6 +221,7 @@ class _IfNoSrv(_Branch):
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         if any(answers[q].records for q in self.queries):
             return []
+        self.then.stale |= any(answers[q].stale for q in self.queries)
         return [self.then]
 
 
@@ -243,11 +252,11 @@ class _Naptr(_Branch):
         path = (query,)
         if not usable:
             # No (usable) NAPTR: SRV for every supported transport (RFC 3263 §4.1).
-            return _srv_per_transport(self.host, ctx, path, answer.ttl)
+            return _srv_per_transport(self.host, ctx, path, answer.ttl, answer.stale)
         if not ctx.options.cross_naptr_orders:
             first = usable[0][0].order
             usable = [(r, t) for r, t in usable if r.order == first]
-        return [_Srv(r.replacement, t, path, answer.ttl) for r, t in usable]
+        return [_Srv(r.replacement, t, path, answer.ttl, stale=answer.stale) for r, t in usable]
 
 
 def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transport | None:
@@ -275,16 +284,18 @@ def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transp
 
 
 def _srv_per_transport(
-    host: str, ctx: _Context, path: tuple[Query, ...], ttl: int | None
+    host: str, ctx: _Context, path: tuple[Query, ...], ttl: int | None, stale: bool = False
 ) -> list[_Item]:
     """RFC 3263 §4.1: SRV per supported transport, then A/AAAA if none has records."""
     branches: list[_Item] = [
-        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl)
+        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl, stale=stale)
         for t in ctx.options.transports
         if t.srv_prefix and (t.is_secure or not ctx.secure)
     ]
     fallback_transport = _default_transport(ctx)
-    fallback = _Addresses(host, fallback_transport.default_port, fallback_transport, path, ttl)
+    fallback = _Addresses(
+        host, fallback_transport.default_port, fallback_transport, path, ttl, stale
+    )
     queries = tuple(q for b in branches if isinstance(b, _Branch) for q in b.needs(ctx))
     branches.append(_IfNoSrv(queries, fallback) if queries else fallback)
     return branches
