@@ -11,7 +11,7 @@ outside this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asip_locate._errors import UnsupportedTransportError
@@ -70,15 +70,23 @@ def _min_ttl(a: int | None, b: int | None) -> int | None:
 class _Branch:
     """An unfinished part of the candidate list, expanded once its answers are in."""
 
-    __slots__ = ("path", "stale", "ttl")
+    __slots__ = ("_needs", "path", "stale", "ttl")
 
     def __init__(self, path: tuple[Query, ...], ttl: int | None, stale: bool = False) -> None:
         self.path = path
         self.ttl = ttl
         self.stale = stale
         """True when an answer on ``path`` was served stale (RFC 8767)."""
+        self._needs: tuple[Query, ...] | None = None
 
     def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        """The queries whose answers ``expand`` takes (built once: the planner asks often)."""
+        needs = self._needs
+        if needs is None:
+            needs = self._needs = self._queries(ctx)
+        return needs
+
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         raise NotImplementedError
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
@@ -107,7 +115,7 @@ class _Addresses(_Branch):
         self.port = port
         self.transport = transport
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         strategy = ctx.options.ip_strategy
         queries = []
         if strategy.wants_ipv6:
@@ -167,11 +175,11 @@ class _Srv(_Branch):
         self.transport = transport
         self.fallback = fallback
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.name, RType.SRV),)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        query = Query(self.name, RType.SRV)
+        (query,) = self.needs(ctx)
         answer = answers[query]
         records = [r for r in answer.records if isinstance(r, SrvRecord)]
         if not records:
@@ -215,7 +223,7 @@ class _IfNoSrv(_Branch):
         self.queries = queries
         self.then = then
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return self.queries
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
@@ -234,11 +242,11 @@ class _Naptr(_Branch):
         super().__init__((), None)
         self.host = host
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.host, RType.NAPTR),)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        query = Query(self.host, RType.NAPTR)
+        (query,) = self.needs(ctx)
         answer = answers[query]
         usable = naptr_order(
             (
@@ -376,11 +384,17 @@ class Resolution:
 
     def feed(self, answer: Answer) -> None:
         """Deliver the answer to a query handed out by ``needs()``."""
-        query = answer.query
-        if query not in self._requested or query in self._answers:
-            raise ValueError(f"unexpected answer for {query}")
-        self._answers[query] = answer
-        self._attempts.append(answer)
+        self.feed_all((answer,))
+
+    def feed_all(self, answers: Iterable[Answer]) -> None:
+        """Deliver several answers at once (one pass over the candidate list)."""
+        requested, known = self._requested, self._answers
+        for answer in answers:
+            query = answer.query
+            if query not in requested or query in known:
+                raise ValueError(f"unexpected answer for {query}")
+            known[query] = answer
+            self._attempts.append(answer)
         self._advance()
 
     def ready(self) -> list[Target]:
@@ -397,10 +411,11 @@ class Resolution:
 
     def _advance(self) -> None:
         items, answers, ctx = self._items, self._answers, self._ctx
+        answered = answers.__contains__
         index = 0
         while index < len(items):
             item = items[index]
-            if isinstance(item, _Branch) and all(q in answers for q in item.needs(ctx)):
+            if isinstance(item, _Branch) and all(map(answered, item.needs(ctx))):
                 items[index : index + 1] = item.expand(answers, ctx)
             else:
                 index += 1

@@ -117,13 +117,16 @@ class TargetStream:
             queries = resolution.needs(room)
             if not queries:
                 return
+            cached, known = self._cached, []
             for query in queries:
-                answer = self._cached(query) if self._cached else None
+                answer = cached(query) if cached else None
                 if answer is not None:
-                    resolution.feed(answer)
+                    known.append(answer)
                 else:
                     task = asyncio.ensure_future(self._backend.query(query))
                     self._tasks[task] = query
+            if known:
+                resolution.feed_all(known)
 
     async def _wait(self) -> None:
         assert self._deadline_at is not None
