@@ -125,17 +125,18 @@ class _Addresses(_Branch):
         return tuple(queries)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        found: dict[int, list[IPAddress]] = {4: [], 6: []}
-        origin: dict[IPAddress, Answer] = {}
+        # Each address with the answer it came from, per family, in RRset order.
+        found: dict[int, list[tuple[IPAddress, Answer]]] = {4: [], 6: []}
         for query in self.needs(ctx):
             answer = answers[query]
             version = 6 if query.rtype is RType.AAAA else 4
-            for record in ctx.capped(answer.records, query):
+            found[version] += [
+                (record, answer)
+                for record in ctx.capped(answer.records, query)
                 # RFC 7984 §3.1: records of a family we did not ask for are unusable.
-                if isinstance(record, IPAddress) and record.version == version:
-                    found[version].append(record)
-                    origin[record] = answer
-        addresses = address_order(
+                if isinstance(record, IPAddress) and record.version == version
+            ]
+        ordered = address_order(
             found[6],
             found[4],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
@@ -148,11 +149,11 @@ class _Addresses(_Branch):
                 self.port,
                 self.host,
                 tls_name,
-                _min_ttl(self.ttl, origin[address].ttl),
-                (*self.path, origin[address].query),
-                self.stale or origin[address].stale,
+                _min_ttl(self.ttl, answer.ttl),
+                (*self.path, answer.query),
+                self.stale or answer.stale,
             )
-            for address in addresses
+            for address, answer in ordered
         ]
 
 
