@@ -15,8 +15,10 @@ import pytest
 
 from asip_locate import (
     Answer,
+    CachedLookup,
     CacheInfo,
     CachingBackend,
+    DnsBackend,
     LocateOptions,
     Locator,
     NoTargetsError,
@@ -462,6 +464,35 @@ async def test_flush_one_name_or_everything(clock: FakeClock) -> None:
     assert len(fake.calls) == 5
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cache_size": -1},
+        {"negative_ttl": -1},
+        {"stale_ttl": -0.5},
+        {"refresh_ahead": 1.0},
+        {"refresh_ahead": -0.1},
+        {"min_ttl": 10, "max_ttl": 5},
+    ],
+)
+def test_cache_options_are_checked(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="LocateOptions"):
+        LocateOptions(**options)
+
+
+def test_the_cache_is_a_backend_with_cached_lookups() -> None:
+    cache = CachingBackend(FakeBackend(ZONE))
+    assert isinstance(cache, DnsBackend)
+    assert isinstance(cache, CachedLookup)
+    locator = Locator(backend=cache)
+    assert locator.backend is cache  # not wrapped twice
+
+
+def test_a_caching_backend_needs_room() -> None:
+    with pytest.raises(ValueError, match="cache_size"):
+        CachingBackend(FakeBackend(ZONE), LocateOptions(cache_size=0))
+
+
 # --- through the Locator --------------------------------------------------------------
 
 DOMAIN_ZONE = """\
@@ -601,6 +632,27 @@ async def test_cancelled_locates_do_not_disturb_the_others(server: ZoneServer) -
     good = [r for i, r in enumerate(results) if i not in (0, 5)]
     assert all(isinstance(r, list) and len(r) == 4 for r in good)
     assert len(server.log) == 5
+
+
+async def test_locator_aclose_ends_a_shared_query_nobody_waits_for(server: ZoneServer) -> None:
+    server.inject(drop=True)  # the query stays in flight until c-ares gives up
+    options = LocateOptions(nameservers=(server.address,), timeout=5.0, tries=1)
+    locator = Locator(options)
+    task = asyncio.ensure_future(locator.resolve("sip:one.example.test"))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        if server.log:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert locator.cache_info().misses == 1  # the NAPTR query, still in flight
+    cache = locator.backend
+    assert isinstance(cache, CachingBackend)
+    shared = list(cache._inflight.values())
+    await locator.aclose()  # cancels it; the autouse fixture checks that no task is left
+    assert len(shared) == 1
+    assert shared[0].cancelled()
 
 
 async def test_serve_stale_from_a_failing_server(clock: FakeClock) -> None:
