@@ -89,6 +89,11 @@ class _Branch:
     def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         raise NotImplementedError
 
+    def absorb(self, answer: Answer) -> None:
+        """Count an answer that led here without being on ``path`` (a "no SRV" answer)."""
+        self.ttl = _min_ttl(self.ttl, answer.ttl)
+        self.stale = self.stale or answer.stale
+
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         raise NotImplementedError
 
@@ -188,7 +193,7 @@ class _Srv(_Branch):
             # (timeout, SERVFAIL) are treated like "not found" so a call can proceed.
             if self.fallback is None:
                 return []
-            self.fallback.stale |= answer.stale
+            self.fallback.absorb(answer)
             return [self.fallback]
         path = (*self.path, query)
         ttl = _min_ttl(self.ttl, answer.ttl)
@@ -230,7 +235,8 @@ class _IfNoSrv(_Branch):
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         if any(answers[q].records for q in self.queries):
             return []
-        self.then.stale |= any(answers[q].stale for q in self.queries)
+        for query in self.queries:
+            self.then.absorb(answers[query])
         return [self.then]
 
 

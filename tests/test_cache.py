@@ -566,6 +566,29 @@ async def test_stale_data_marks_the_targets(clock: FakeClock) -> None:
         assert all(t.stale for t in targets)
 
 
+async def test_no_srv_answers_bound_and_mark_the_address_fallback(clock: FakeClock) -> None:
+    fake = FakeBackend("a.example.test. 300 IN A 127.0.0.7\n")
+    naptr = Query("a.example.test", RType.NAPTR)
+    srv = Query("_sip._udp.a.example.test", RType.SRV)
+    options = LocateOptions(stale_ttl=600, transports=["udp"])
+    async with Locator(options, backend=fake, clock=clock) as locator:
+        fake.fail[naptr] = Status.SERVFAIL  # not cached: NAPTR gives no TTL
+        (first,) = await locator.resolve("sip:a.example.test")
+        assert first.ttl == 30  # the negative SRV answer bounds the A fallback
+        assert not first.stale
+
+        del fake.fail[naptr]
+        clock.advance(10)  # NAPTR NODATA fetched now (30 s), SRV has 20 s left
+        (second,) = await locator.resolve("sip:a.example.test")
+        assert second.ttl == 20
+
+        clock.advance(30)  # both negative answers expired, the A record did not
+        fake.fail[srv] = Status.SERVFAIL
+        (third,) = await locator.resolve("sip:a.example.test")
+        assert third.endpoint == first.endpoint
+        assert third.stale  # the SRV NODATA behind the fallback was served stale
+
+
 async def test_cache_off(clock: FakeClock) -> None:
     fake = FakeBackend(domain_zone("d.example.test"))
     async with Locator(LocateOptions(cache_size=0), backend=fake) as locator:
