@@ -4,6 +4,7 @@ fallback, and the relay, each in a process of its own pinned to the last CPU."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dnslib import DNSRecord
 
@@ -293,10 +295,8 @@ class Relay:
             data, _ = sock.recvfrom(64 << 20)
             return data
 
-    def stats(self) -> dict[str, object]:
-        import json
-
-        result: dict[str, object] = json.loads(self.control(b"STATS"))
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.control(b"STATS"))
         return result
 
     def cpu(self) -> float:

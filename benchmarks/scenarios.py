@@ -21,6 +21,7 @@ from aiodns.error import DNSError
 
 from asip_locate import LocateError, LocateOptions, Locator, Query, RType, Status
 from benchmarks._measure import Load, percentile, run_pool
+from benchmarks._servers import Relay
 from benchmarks._zone import (
     QUERIES_PER_LOCATE,
     TARGETS_PER_LOCATE,
@@ -242,7 +243,7 @@ class Storm:
     """Failed locates by exception type."""
 
 
-async def storm(nameserver: str, domains: Domains, *, locates: int, counted: object) -> Storm:
+async def storm(nameserver: str, domains: Domains, *, locates: int, counted: Relay) -> Storm:
     """Scenario 4: ``locates`` concurrent locates of one fresh domain through one
     Locator. ``counted`` is the relay (``.stats()``) that counts what reaches the server."""
     name = domains.take(1)[0]
@@ -261,7 +262,7 @@ async def storm(nameserver: str, domains: Domains, *, locates: int, counted: obj
             asyncio.gather(*(one() for _ in range(locates))), RUN_LIMIT
         )
         wall = time.perf_counter() - start
-    stats = counted.stats()  # type: ignore[attr-defined]
+    stats = counted.stats()
     wanted = {f"{n}/{t}" for n, t in queries(name)}
     per_question = {f"{n}/{t}": c for n, t, c in stats["counts"] if f"{n}/{t}" in wanted}
     return Storm(
@@ -363,9 +364,9 @@ async def cached_path(nameserver: str, domains: Domains, *, n: int, repeat: int)
     uri = f"sip:{domains.take(1)[0]}"
     async with Locator(_options((nameserver,), seed=1)) as locator:
         targets = await locator.resolve(uri)
-        info = locator.cache_info()  # type: ignore[attr-defined]
+        info = locator.cache_info()
         resolve_ns = await _best_ns(lambda: locator.resolve(uri), n, repeat)
-        after = locator.cache_info()  # type: ignore[attr-defined]
+        after = locator.cache_info()
         if after.misses != info.misses:
             raise RuntimeError(f"cached path missed the cache: {info} -> {after}")
 
@@ -435,7 +436,7 @@ async def memory(count: int) -> Memory:
     options = LocateOptions(cache_size=count * QUERIES_PER_LOCATE + 1000)
     async with Locator(options, backend=SyntheticBackend()) as locator:
         await locator.resolve(f"sip:{domain(count)}")  # warm-up: lazy imports, interning
-        locator.flush_cache()  # type: ignore[attr-defined]
+        locator.flush_cache()
         gc.collect()
         rss_before = rss()
         await _fill(locator, count, 0)
@@ -444,7 +445,7 @@ async def memory(count: int) -> Memory:
     gc.collect()
     async with Locator(options, backend=SyntheticBackend()) as locator:
         await locator.resolve(f"sip:{domain(count)}")
-        locator.flush_cache()  # type: ignore[attr-defined]
+        locator.flush_cache()
         gc.collect()
         tracemalloc.start()
         try:
@@ -454,5 +455,5 @@ async def memory(count: int) -> Memory:
             traced = tracemalloc.get_traced_memory()[0] - base
         finally:
             tracemalloc.stop()
-        entries = locator.cache_info().size  # type: ignore[attr-defined]
+        entries = locator.cache_info().size
     return Memory(count, entries, traced, rss_bytes)
