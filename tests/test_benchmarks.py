@@ -18,6 +18,12 @@ async def test_cold_path_and_throughput_give_figures() -> None:
         runs = await scenarios.cold_path(server.address, domains, latency=0.0, runs=2, seq_runs=1)
         load = await scenarios.library_throughput(server.address, domains, concurrency=2, count=2)
         raw = await scenarios.aiodns_throughput(server.address, domains, concurrency=2, count=2)
+        cached = await scenarios.cached_path(server.address, domains, n=5, repeat=1)
+    memory = await scenarios.memory(20)
+    assert memory.entries == 20 * QUERIES_PER_LOCATE
+    assert memory.traced_bytes > 0
+    assert cached.targets == 12
+    assert cached.ratio > 0
     assert [r.mode for r in runs] == [
         "library",
         "library sequential",
@@ -31,7 +37,7 @@ async def test_cold_path_and_throughput_give_figures() -> None:
     assert load.load.ok == 2
     assert raw.load.ok == 2
     assert load.cpu_per_query > 0
-    assert domains.used == 16
+    assert domains.used == 17
 
 
 def test_zone_and_relay_parser_agree() -> None:
