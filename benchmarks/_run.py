@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import datetime
 import importlib.util
+import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -383,6 +385,14 @@ async def run_cached(results: Results, server: Server, domains: Domains, plan: P
     )
 
 
+def _memory_in_child(count: int) -> S.Memory:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks._memory", str(count)],
+        cwd=HERE.parent, capture_output=True, text=True, timeout=S.RUN_LIMIT * 10, check=True,
+    )  # fmt: skip
+    return S.Memory(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 async def run_memory(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
     title = "5. Memory: bytes per cached domain"
     if not S.has_cache():
@@ -391,7 +401,7 @@ async def run_memory(results: Results, server: Server, domains: Domains, plan: P
     section = Section(title)
     rows = []
     for count in plan.memory:
-        memory = await S.memory(count)
+        memory = await asyncio.to_thread(_memory_in_child, count)
         results.memory.append(memory)
         rows.append(
             [f0(count), f0(memory.entries), f0(memory.traced_bytes / 1024), f0(memory.per_domain),
@@ -406,10 +416,10 @@ async def run_memory(results: Results, server: Server, domains: Domains, plan: P
         "Each domain = 16 cached answers (1 NAPTR, 3 SRV, 12 A/AAAA) as one full locate "
         "leaves them, filled from an in-process synthetic backend (same Answer values as "
         "the aiodns backend, no DNS) with `cache_size` raised to hold them all (the default "
-        "`cache_size` of 10,000 entries holds 625 such domains). Traced = tracemalloc's "
-        "net growth over the fill (after gc); RSS growth measured on a separate fill "
-        "of a fresh Locator without tracemalloc (RSS can stay below the traced bytes when "
-        "freed memory from earlier scenarios is reused)."
+        "`cache_size` of 10,000 entries holds 625 such domains). Each count runs in a fresh "
+        "Python process (`python -m benchmarks._memory N`). Traced = tracemalloc's net "
+        "growth over the fill (after gc); RSS growth = VmRSS growth over a first, untraced "
+        "fill of another Locator in that process."
     )
     results.add(section)
 
