@@ -33,6 +33,8 @@ _STATUS = {
 }
 _TYPE_CODE = {RType.NAPTR: 35, RType.SRV: 33, RType.A: 1, RType.AAAA: 28}
 _CNAME = 5
+RECEIVE_BUFFER = 4 << 20
+"""SO_RCVBUF asked for on c-ares' UDP sockets (the kernel caps it at net.core.rmem_max)."""
 # RFC 2181 §8: a TTL with the top bit set is treated as 0.
 _MAX_TTL = 2**31 - 1
 
@@ -53,7 +55,13 @@ class AiodnsBackend:
         self, nameservers: Sequence[str] = (), *, timeout: float = 2.0, tries: int = 2
     ) -> None:
         self._resolver = aiodns.DNSResolver(
-            nameservers=list(nameservers) or None, timeout=timeout, tries=tries
+            nameservers=list(nameservers) or None,
+            timeout=timeout,
+            tries=tries,
+            # Hundreds of locates in flight put thousands of queries on this one
+            # channel; the kernel's default UDP receive buffer (~208 KiB) then drops
+            # replies, which come back only as c-ares timeouts and retries.
+            socket_receive_buffer_size=RECEIVE_BUFFER,
         )
 
     async def query(self, query: Query) -> Answer:
