@@ -257,8 +257,8 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
         'threads, including c-ares\' event thread); "loop-thread" = `time.thread_time()` of '
         "the event-loop thread alone (where the library's own Python code runs); server CPU "
         "from /proc for the server process tree. "
-        "The raw aiodns channel gets a 4 MiB UDP receive buffer (the library's channel keeps "
-        "the default) so that lost replies do not make the anchor look slow. The Locator "
+        "Both the raw aiodns channel and the library's (AiodnsBackend) ask for a 4 MiB UDP "
+        "receive buffer, so that no replies are lost at 1,000 locates in flight. The Locator "
         "uses default options (cache on with 10,000 entries when the cache layer is in)."
     )
     ratios = []
@@ -462,9 +462,10 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
     met = storm.received == storm.distinct
     failed = (
         f"; but {storm.locates - storm.ok:,} of {storm.locates:,} locates failed "
-        f"({', '.join(f'{n:,} {e}' for e, n in storm.errors.items())}) after "
-        f"{storm.wall:.1f} s: every locate advances one step at a time in turn, so none "
-        "reaches its first target before the 10 s deadline once the total work passes it"
+        f"({', '.join(f'{n:,} {e}' for e, n in storm.errors.items())}) and the storm took "
+        f"{storm.wall:.1f} s: all locates advance one step at a time in turn, so each "
+        "reaches its first target only after most of the storm's work is done, and those "
+        "whose 10 s deadline passes first fail"
         if storm.ok < storm.locates
         else ""
     )
