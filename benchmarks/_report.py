@@ -100,6 +100,7 @@ def plot(results: Results, path: Path) -> None:
 
     styles = {
         "asip_locate": ("tab:blue", "o"),
+        "asip_locate, cache off": ("tab:cyan", "D"),
         "raw aiodns": ("tab:gray", "s"),
         "dnspython": ("tab:orange", "^"),
     }

@@ -171,7 +171,8 @@ async def library_throughput(
             return len(targets) == TARGETS_PER_LOCATE
 
         load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
-    return Throughput("asip_locate", concurrency, load, QUERIES_PER_LOCATE)
+    label = "asip_locate" + (", cache off" if options.get("cache_size") == 0 else "")
+    return Throughput(label, concurrency, load, QUERIES_PER_LOCATE)
 
 
 async def aiodns_throughput(
