@@ -15,6 +15,7 @@ from asip_locate._errors import (
     NoTargetsError,
     UnsupportedTransportError,
 )
+from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
 from asip_locate._model import (
     Answer,
@@ -40,6 +41,7 @@ __all__ = [
     "CachedLookup",
     "DnsBackend",
     "Endpoint",
+    "EndpointHealth",
     "FailureReason",
     "InvalidUriError",
     "InvalidViaError",

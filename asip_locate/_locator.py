@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import weakref
@@ -11,12 +12,26 @@ from types import TracebackType
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import DnsBackend
 from asip_locate._errors import NoTargetsError
-from asip_locate._model import Target
+from asip_locate._health import (
+    EndpointHealth,
+    HealthTable,
+    StickyTable,
+    endpoint_of,
+    failure_reason,
+)
+from asip_locate._model import Endpoint, FailureReason, Target
 from asip_locate._options import LocateOptions
 from asip_locate._order import Rng
 from asip_locate._plan import RngFactory, plan_request
 from asip_locate._stream import TargetStream
-from asip_locate._uri import parse_uri
+from asip_locate._uri import SipUri, parse_uri
+
+LocationKey = tuple[bool, str, int | None, str | None]
+"""What decides a resolution: (secure, RFC 3263 TARGET, port, transport parameter)."""
+
+
+def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:
+    return (uri.secure or as_sips, uri.target, uri.port, uri.transport)
 
 
 class Locator:
@@ -48,6 +63,12 @@ class Locator:
                 tries=self.options.tries,
             )
         self.backend = backend
+        self._health = HealthTable(
+            size=self.options.health_size, hold=self.options.failure_hold, clock=clock
+        )
+        self._sticky = StickyTable(
+            size=self.options.health_size, hold=self.options.sticky_for, clock=clock
+        )
         self._random = random.Random()
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
@@ -78,16 +99,28 @@ class Locator:
         if self._closed:
             raise RuntimeError("Locator is closed")
         parsed = parse_uri(uri)
+        key = _location_key(parsed, as_sips)
+        sticky = self._sticky.enabled
         try:
-            resolution = plan_request(parsed, self.options, self._rng_factory(), as_sips=as_sips)
+            resolution = plan_request(
+                parsed,
+                self.options,
+                self._rng_factory(),
+                as_sips=as_sips,
+                prefer=self._sticky.preferred(key) if sticky else None,
+            )
         except NoTargetsError as exc:
             return _failed_stream(uri, exc)
+        # Frozen now: failures reported while this stream runs do not reorder it.
+        demoted = self._health.snapshot()
         stream = TargetStream(
             uri,
             resolution,
             self.backend,
             deadline=self.options.deadline,
             max_concurrency=self.options.max_concurrency,
+            demoted=demoted.__contains__ if demoted else None,
+            observe=functools.partial(self._sticky.seen, key) if sticky else None,
         )
         self._streams.add(stream)
         return stream
@@ -96,6 +129,55 @@ class Locator:
         """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
         async with self.locate(uri, as_sips=as_sips) as stream:
             return [target async for target in stream]
+
+    def report_failure(
+        self,
+        target: Target | Endpoint,
+        *,
+        reason: FailureReason | str = FailureReason.TIMEOUT,
+        retry_after: float | None = None,
+    ) -> None:
+        """Tell the locator that sending to ``target`` failed (RFC 3263 §4.3).
+
+        Later locates put the endpoint after every healthy one (never drop it) for
+        ``retry_after`` seconds when given (a 503's Retry-After, RFC 3261 §21.5.4),
+        else for ``options.failure_hold`` seconds. A report never shortens a hold in
+        force, and it ends any stickiness to the endpoint. Streams already started
+        keep their order. DNS data (and any DNS cache) is never touched.
+
+        Args:
+            target: The Target (or its Endpoint) that failed.
+            reason: A FailureReason or its value: "timeout" (default), "transport",
+                "503", "other".
+            retry_after: Seconds from a Retry-After header, if the response had one.
+
+        Raises:
+            ValueError: unknown ``reason``, or ``retry_after`` negative or not finite.
+        """
+        endpoint = endpoint_of(target)
+        self._health.report_failure(endpoint, failure_reason(reason), retry_after)
+        if self._sticky.enabled:
+            self._sticky.forget(endpoint)
+
+    def report_success(self, target: Target | Endpoint) -> None:
+        """Tell the locator that ``target`` answered: clear its demotion.
+
+        With ``options.sticky_for`` > 0 the target also becomes preferred among its
+        equals in later locates of the URIs that found it (see README, Failover).
+        """
+        endpoint = endpoint_of(target)
+        self._health.report_success(endpoint)
+        self._sticky.succeeded(endpoint)
+
+    def health(self) -> list[EndpointHealth]:
+        """The endpoints demoted now, least recently reported first."""
+        return self._health.entries()
+
+    def clear_health(self, endpoint_or_target: Target | Endpoint | None = None) -> None:
+        """Forget the demotion and stickiness of one endpoint, or of all when None."""
+        endpoint = None if endpoint_or_target is None else endpoint_of(endpoint_or_target)
+        self._health.clear(endpoint)
+        self._sticky.forget(endpoint)
 
     async def aclose(self) -> None:
         """Close every stream still open, then the backend."""

@@ -47,6 +47,8 @@ class _Context:
     domain: str
     notes: list[str] = field(default_factory=list)
     """Why branches ended without targets, for NoTargetsError messages."""
+    prefer: Target | None = None
+    """A target to put first among its equals (stickiness); see ``plan_request``."""
 
     def in_domain(self, name: str) -> bool:
         return not self.options.stay_in_domain or (
@@ -124,6 +126,18 @@ class _Addresses(_Branch):
                 if isinstance(record, IPAddress) and record.version == version:
                     found[version].append(record)
                     origin[record] = answer
+        prefer = ctx.prefer
+        if (
+            prefer is not None
+            and (prefer.transport, prefer.host, prefer.port)
+            == (self.transport, self.host, self.port)
+            and prefer.address in found[prefer.address.version]
+        ):
+            # One family's addresses are an RRset, whose order means nothing
+            # (RFC 2181 §5): the preferred one may go first among them.
+            same_family = found[prefer.address.version]
+            same_family.remove(prefer.address)
+            same_family.insert(0, prefer.address)
         addresses = address_order(
             found[6],
             found[4],
@@ -189,12 +203,29 @@ class _Srv(_Branch):
                 log.info("%s: skipping %s (outside %s)", query, record, ctx.domain)
             else:
                 usable.append(record)
-        ordered = srv_order(usable, ctx.rng_for(self.name))
+        ordered = _prefer_srv(srv_order(usable, ctx.rng_for(self.name)), self.transport, ctx)
         return [
             _Addresses(r.target, r.port, self.transport, path, ttl)
             for r in ctx.capped(ordered, query)
             if isinstance(r, SrvRecord)
         ]
+
+
+def _prefer_srv(ordered: list[SrvRecord], transport: Transport, ctx: _Context) -> list[SrvRecord]:
+    """Move the preferred target's record first within its priority.
+
+    Records of one priority are equals: RFC 2782 orders them by weighted chance only.
+    The draw has already been made, so the other records keep their seeded order.
+    """
+    prefer = ctx.prefer
+    if prefer is None or prefer.transport is not transport:
+        return ordered
+    for index, record in enumerate(ordered):
+        if (record.target, record.port) == (prefer.host, prefer.port):
+            first = next(i for i, r in enumerate(ordered) if r.priority == record.priority)
+            ordered.insert(first, ordered.pop(index))
+            break
+    return ordered
 
 
 class _IfNoSrv(_Branch):
@@ -401,8 +432,14 @@ def plan_request(
     rng_for: RngFactory,
     *,
     as_sips: bool = False,
+    prefer: Target | None = None,
 ) -> Resolution:
     """Start the RFC 3263 §4 procedure for ``uri``.
+
+    ``prefer`` (stickiness) puts that target first among its equals, and nowhere
+    else: ahead of the other SRV records of the same priority in its SRV RRset, and
+    ahead of the other same-family addresses of its host. NAPTR order and
+    preference, SRV priority and the address-family order are never overridden.
 
     Raises:
         UnsupportedTransportError: the URI needs a transport the caller lacks, or asks
@@ -410,7 +447,7 @@ def plan_request(
     """
     secure = uri.secure or as_sips
     target = uri.target
-    ctx = _Context(options, rng_for, secure, uri.host, target)
+    ctx = _Context(options, rng_for, secure, uri.host, target, prefer=prefer)
     text = str(uri)
     if secure and not any(t.is_secure for t in options.transports):
         raise UnsupportedTransportError(
