@@ -12,6 +12,8 @@ only moved ahead of its equals.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
 from collections import OrderedDict
@@ -92,8 +94,13 @@ class HealthTable:
         self.hold = _check_seconds("LocateOptions.failure_hold", hold)
         self._clock = clock
         self._entries: OrderedDict[Endpoint, EndpointHealth] = OrderedDict()
-        self._snapshot: frozenset[Endpoint] = frozenset()
-        self._snapshot_valid_until = -math.inf  # forces the first computation
+        # The same keys in a plain set: copying it into a frozenset reuses the stored
+        # hashes, where hashing an Endpoint again runs Python code (Enum, ipaddress).
+        self._demoted: set[Endpoint] = set()
+        self._frozen: frozenset[Endpoint] | None = frozenset()
+        # (until, sequence, endpoint), lazily pruned: finds expiries in O(log n).
+        self._expiry: list[tuple[float, int, Endpoint]] = []
+        self._sequence = itertools.count()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -110,68 +117,76 @@ class HealthTable:
         if not self.size:
             return None
         now = self._clock()
+        self._expire(now)
         hold = self.hold if retry_after is None else retry_after
         until = now + hold
         failures = 1
         old = self._entries.pop(endpoint, None)
-        if old is not None and old.until > now:
+        if old is not None:
             until = max(until, old.until)
             failures = old.failures + 1
-        self._changed()
         if until <= now:
             return None  # a hold of 0 s: nothing to remember
         entry = EndpointHealth(endpoint, reason, until, failures, retry_after)
         self._entries[endpoint] = entry
+        if old is None:
+            self._demoted.add(endpoint)
+            self._frozen = None
+        if old is None or until != old.until:
+            heapq.heappush(self._expiry, (until, next(self._sequence), endpoint))
         while len(self._entries) > self.size:
             dropped, _ = self._entries.popitem(last=False)
+            self._demoted.discard(dropped)
+            self._frozen = None
             log.debug("health table full (%d): forgetting %s", self.size, dropped)
+        if len(self._expiry) > 2 * len(self._entries) + 64:
+            self._expiry = [(e.until, next(self._sequence), ep) for ep, e in self._entries.items()]
+            heapq.heapify(self._expiry)
         log.info("demoting %s for %gs (%s)", endpoint, until - now, reason)
         return entry
 
     def report_success(self, endpoint: Endpoint) -> None:
         """Forget any demotion of ``endpoint``."""
         if self._entries.pop(endpoint, None) is not None:
-            self._changed()
+            self._demoted.discard(endpoint)
+            self._frozen = None
             log.info("%s is healthy again", endpoint)
 
     def entries(self) -> list[EndpointHealth]:
         """Demotions in force now, least recently updated first."""
-        self._expire()
+        self._expire(self._clock())
         return list(self._entries.values())
 
     def clear(self, endpoint: Endpoint | None = None) -> None:
         """Forget ``endpoint``'s demotion, or every demotion when None."""
         if endpoint is None:
             self._entries.clear()
+            self._demoted.clear()
+            self._expiry.clear()
+            self._frozen = None
         else:
-            self._entries.pop(endpoint, None)
-        self._changed()
+            self.report_success(endpoint)
 
     def snapshot(self) -> frozenset[Endpoint]:
         """The endpoints demoted now, frozen (later reports do not change it).
 
-        Reused until a report, a clear or the earliest expiry, so a locate with an
-        unchanged table costs one clock read.
+        The same frozenset is returned until a report, a clear or an expiry changes
+        the table, so a locate with an unchanged table costs one clock read.
         """
-        now = self._clock()
-        if now >= self._snapshot_valid_until:
-            self._expire(now)
-            self._snapshot = frozenset(self._entries)
-            self._snapshot_valid_until = min(
-                (e.until for e in self._entries.values()), default=math.inf
-            )
-        return self._snapshot
+        self._expire(self._clock())
+        if self._frozen is None:
+            self._frozen = frozenset(self._demoted)
+        return self._frozen
 
-    def _expire(self, now: float | None = None) -> None:
-        now = self._clock() if now is None else now
-        expired = [ep for ep, entry in self._entries.items() if entry.until <= now]
-        for endpoint in expired:
-            del self._entries[endpoint]
-        if expired:
-            self._changed()
-
-    def _changed(self) -> None:
-        self._snapshot_valid_until = -math.inf
+    def _expire(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, _, endpoint = heapq.heappop(expiry)
+            entry = self._entries.get(endpoint)
+            if entry is not None and entry.until <= now:
+                del self._entries[endpoint]
+                self._demoted.discard(endpoint)
+                self._frozen = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,6 +271,24 @@ async def test_table_is_bounded_least_recently_updated_dropped(clock: FakeClock)
         assert await addresses(locator) == [B, A, C]
 
 
+async def test_many_extensions_and_evictions_keep_expiry_exact(clock: FakeClock) -> None:
+    async with make(clock, health_size=2) as locator:
+        for step in range(200):  # every report extends A's hold: stale expiry records pile up
+            locator.report_failure(endpoint(A), reason="503", retry_after=100 + step)
+            clock.advance(1)
+        assert locator.health()[0].until == 1000 + 199 + 100 + 199
+        for address in (B, C, "127.0.0.14"):  # evictions leave stale records too
+            locator.report_failure(endpoint(address))
+        assert [h.endpoint for h in locator.health()] == [endpoint(C), endpoint("127.0.0.14")]
+        locator.report_failure(endpoint(A), reason="503", retry_after=50)
+        clock.advance(30)
+        assert [h.endpoint for h in locator.health()] == [endpoint(A)]
+        assert await addresses(locator) == [B, C, A]
+        clock.advance(20)
+        assert locator.health() == []
+        assert await addresses(locator) == [A, B, C]
+
+
 async def test_health_size_zero_disables_feedback(clock: FakeClock) -> None:
     async with make(clock, health_size=0) as locator:
         locator.report_failure(endpoint(A), reason="503", retry_after=60)
