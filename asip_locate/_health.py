@@ -210,6 +210,7 @@ class StickyTable:
         self._clock = clock
         self._origins: OrderedDict[Endpoint, dict[Hashable, Target]] = OrderedDict()
         self._sticky: OrderedDict[Hashable, _Sticky] = OrderedDict()
+        self._sticky_keys: dict[Endpoint, set[Hashable]] = {}  # reverse of _sticky
 
     @property
     def enabled(self) -> bool:
@@ -234,10 +235,11 @@ class StickyTable:
             return
         until = self._clock() + self.hold
         for key, target in self._origins.get(endpoint, {}).items():
-            self._sticky.pop(key, None)
+            self._drop(key)
             self._sticky[key] = _Sticky(target, until)
+            self._sticky_keys.setdefault(endpoint, set()).add(key)
         while len(self._sticky) > self.size:
-            self._sticky.popitem(last=False)
+            self._drop(next(iter(self._sticky)))
 
     def preferred(self, key: Hashable) -> Target | None:
         """The sticky target for ``key``, if one is in force."""
@@ -245,7 +247,7 @@ class StickyTable:
         if entry is None:
             return None
         if entry.until <= self._clock():
-            del self._sticky[key]
+            self._drop(key)
             return None
         return entry.target
 
@@ -253,7 +255,16 @@ class StickyTable:
         """Drop stickiness to ``endpoint`` (after a failure), or all when None."""
         if endpoint is None:
             self._sticky.clear()
+            self._sticky_keys.clear()
             self._origins.clear()
             return
-        for key in [k for k, s in self._sticky.items() if s.target.endpoint == endpoint]:
+        for key in self._sticky_keys.pop(endpoint, set()):
             del self._sticky[key]
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._sticky.pop(key, None)
+        if entry is not None:
+            keys = self._sticky_keys[entry.target.endpoint]
+            keys.discard(key)
+            if not keys:
+                del self._sticky_keys[entry.target.endpoint]

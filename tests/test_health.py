@@ -426,6 +426,36 @@ async def test_sticky_address_keeps_the_family_order(clock: FakeClock) -> None:
         assert await addresses(locator, uri) == ["::1", "127.0.0.32", "127.0.0.31", "127.0.0.33"]
 
 
+async def test_latest_success_wins_and_other_failures_leave_it(clock: FakeClock) -> None:
+    async with make(clock, sticky_for=60.0) as locator:
+        baseline = await locator.resolve("sip:pool.test")
+        locator.report_success(baseline[1])
+        locator.report_success(baseline[2])
+        assert await locator.resolve("sip:pool.test") == [
+            baseline[2],
+            baseline[0],
+            baseline[1],
+            baseline[3],
+        ]
+        locator.report_failure(baseline[1])
+        assert await locator.resolve("sip:pool.test") == [
+            baseline[2],
+            baseline[0],
+            baseline[3],
+            baseline[1],
+        ]
+
+
+async def test_sticky_memory_is_bounded(clock: FakeClock) -> None:
+    async with make(clock, sticky_for=60.0, health_size=2) as locator:
+        for port in (5070, 5071, 5072):
+            uri = f"sip:multi.pool.test:{port}"
+            await locator.resolve(uri)
+            locator.report_success(endpoint("127.0.0.33", port))
+        first = [(await addresses(locator, f"sip:multi.pool.test:{p}"))[0] for p in (5070, 5072)]
+        assert first == ["127.0.0.31", "127.0.0.33"]  # the oldest key was dropped
+
+
 async def test_success_for_a_target_never_located_is_harmless(clock: FakeClock) -> None:
     async with make(clock, sticky_for=60.0) as locator:
         locator.report_success(endpoint("127.0.0.99"))
