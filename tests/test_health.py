@@ -200,6 +200,16 @@ async def test_demoted_ones_keep_their_relative_order(clock: FakeClock) -> None:
         assert await addresses(locator) == [C, A, B]
 
 
+async def test_demotion_applies_to_response_targets(clock: FakeClock) -> None:
+    async with make(clock, sticky_for=60.0) as locator:
+        via = "SIP/2.0/UDP example.test"
+        first = await locator.resolve_response(via)
+        assert [str(t.address) for t in first] == [A, B, C]
+        locator.report_failure(first[0])
+        locator.report_success(first[2])  # no stickiness for responses
+        assert [str(t.address) for t in await locator.resolve_response(via)] == [B, C, A]
+
+
 # --- stable order within one stream ------------------------------------------------
 
 
