@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from asip_locate._errors import UnsupportedTransportError
 from asip_locate._model import (
@@ -32,6 +33,8 @@ from asip_locate._order import Rng, address_order, naptr_order, srv_order
 from asip_locate._uri import SipUri, numeric_host
 
 log = logging.getLogger("asip_locate")
+
+_T = TypeVar("_T")
 
 RngFactory = Callable[[str], Rng]
 """Gives the random source for one SRV owner name, so a seeded order does not depend
@@ -126,23 +129,20 @@ class _Addresses(_Branch):
                 if isinstance(record, IPAddress) and record.version == version:
                     found[version].append(record)
                     origin[record] = answer
-        prefer = ctx.prefer
-        if (
-            prefer is not None
-            and (prefer.transport, prefer.host, prefer.port)
-            == (self.transport, self.host, self.port)
-            and prefer.address in found[prefer.address.version]
-        ):
-            # One family's addresses are an RRset, whose order means nothing
-            # (RFC 2181 §5): the preferred one may go first among them.
-            same_family = found[prefer.address.version]
-            same_family.remove(prefer.address)
-            same_family.insert(0, prefer.address)
         addresses = address_order(
             found[6],
             found[4],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
         )
+        prefer = ctx.prefer
+        if prefer is not None and (prefer.transport, prefer.host, prefer.port) == (
+            self.transport,
+            self.host,
+            self.port,
+        ):
+            # One family's addresses are an RRset, whose order means nothing
+            # (RFC 2181 §5): the preferred one may go first among them.
+            _to_front_of_group(addresses, lambda a: a == prefer.address, lambda a: a.version)
         tls_name = ctx.tls_name if self.transport.is_secure else None
         return [
             Target(
@@ -218,14 +218,25 @@ def _prefer_srv(ordered: list[SrvRecord], transport: Transport, ctx: _Context) -
     The draw has already been made, so the other records keep their seeded order.
     """
     prefer = ctx.prefer
-    if prefer is None or prefer.transport is not transport:
-        return ordered
-    for index, record in enumerate(ordered):
-        if (record.target, record.port) == (prefer.host, prefer.port):
-            first = next(i for i, r in enumerate(ordered) if r.priority == record.priority)
-            ordered.insert(first, ordered.pop(index))
-            break
+    if prefer is not None and prefer.transport is transport:
+        _to_front_of_group(
+            ordered,
+            lambda r: (r.target, r.port) == (prefer.host, prefer.port),
+            lambda r: r.priority,
+        )
     return ordered
+
+
+def _to_front_of_group(
+    items: list[_T], match: Callable[[_T], bool], group: Callable[[_T], object]
+) -> None:
+    """Move the first matching item to the front of its group (groups are contiguous)."""
+    for index, item in enumerate(items):
+        if match(item):
+            key = group(item)
+            first = next(i for i, other in enumerate(items) if group(other) == key)
+            items.insert(first, items.pop(index))
+            return
 
 
 class _IfNoSrv(_Branch):
