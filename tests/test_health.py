@@ -12,6 +12,7 @@ import pytest
 
 from asip_locate import (
     Answer,
+    CachedLookup,
     Endpoint,
     EndpointHealth,
     FailureReason,
@@ -19,6 +20,7 @@ from asip_locate import (
     LocateOptions,
     Locator,
     Query,
+    RType,
     Target,
     Transport,
 )
@@ -475,49 +477,40 @@ async def test_success_for_a_target_never_located_is_harmless(clock: FakeClock) 
 # --- DNS data is never touched ------------------------------------------------------
 
 
-class DictCache:
-    """A minimal CachedLookup backend: stands in for the DNS cache (_cache.py)."""
-
-    def __init__(self, inner: FakeBackend) -> None:
-        self.inner = inner
-        self.answers: dict[Query, Answer] = {}
-
-    def cached(self, query: Query) -> Answer | None:
-        return self.answers.get(query)
-
-    async def query(self, query: Query) -> Answer:
-        answer = await self.inner.query(query)
-        self.answers[query] = answer
-        return answer
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-async def test_failures_never_change_cached_dns_data(clock: FakeClock) -> None:
+async def test_failures_never_change_the_dns_cache(clock: FakeClock) -> None:
     fake = FakeBackend(ZONE)
-    cache = DictCache(fake)
-    async with make(clock, backend=cache, sticky_for=60.0) as locator:
-        before = await locator.resolve(URI)
-        held = dict(cache.answers)
+    async with make(clock, backend=fake, failure_hold=10.0, sticky_for=60.0) as locator:
+        assert isinstance(locator.backend, CachedLookup)  # the Locator's CachingBackend
+        cache = locator.backend
+        async with locator.locate(URI) as stream:
+            before = [t async for t in stream]
+            queries = [answer.query for answer in stream.attempts]
+        held = {q: cache.cached(q) for q in queries}
+        assert None not in held.values()
+        info = locator.cache_info()
         asked = list(fake.calls)
+
         locator.report_failure(before[0], reason="503", retry_after=3600)
         locator.report_failure(before[1], reason="transport")
         locator.report_success(before[2])
+
+        # Every cached answer is still there, unchanged; nothing was flushed or added.
+        assert {q: cache.cached(q) for q in queries} == held
+        assert (locator.cache_info().size, locator.cache_info().misses) == (info.size, info.misses)
         after = await locator.resolve(URI)
-        assert [t.address for t in after] == [
-            before[2].address,
-            before[0].address,
-            before[1].address,
-        ]
-        # The same Answer objects, nothing evicted or added, no query re-sent.
-        assert cache.answers.keys() == held.keys()
-        assert all(cache.answers[q] is held[q] for q in held)
+        assert [t.endpoint for t in after] == [before[i].endpoint for i in (2, 0, 1)]
+        assert fake.calls == asked  # served from the cache: no query re-sent
+        assert [t.ttl for t in after] == [t.ttl for t in before]
+        # The transport demotion ends (10 s) while the answers live on (NODATA 30 s,
+        # records 300 s): a failure neither shortened nor extended their lifetime.
+        clock.advance(20)
+        again = await locator.resolve(URI)
+        assert [t.endpoint for t in again] == [before[i].endpoint for i in (1, 2, 0)]
         assert fake.calls == asked
-        # Targets carry their DNS TTLs unchanged.
-        assert [t.ttl for t in after] == [
-            {t.endpoint: t.ttl for t in before}[t.endpoint] for t in after
-        ]
+        assert [t.ttl for t in again] == [t.ttl - 20 for t in before if t.ttl is not None]
+        clock.advance(10)  # the NAPTR NODATA (negative_ttl 30 s) expires on time
+        await locator.resolve(URI)
+        assert fake.calls[len(asked) :] == [Query("example.test", RType.NAPTR)]
 
 
 # --- end to end over real DNS (ZoneServer + aiodns) ---------------------------------
