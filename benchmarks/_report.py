@@ -190,7 +190,7 @@ def plot(results: Results, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("ms per locate (log)")
     ax.set_ylabel("fraction of locates")
-    ax.set_title("6. Degraded DNS")
+    ax.set_title("5. Degraded DNS")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
 

@@ -286,6 +286,7 @@ class Degraded:
     first: list[float]
     done: list[float]
     wall: float
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 async def degraded(
@@ -301,6 +302,7 @@ async def degraded(
     degraded DNS set-up (lossy relay or a dead first nameserver)."""
     firsts: list[float] = []
     dones: list[float] = []
+    errors: Counter[str] = Counter()
     ok = complete = 0
     async with Locator(_options(nameservers, **options)) as locator:
 
@@ -309,8 +311,9 @@ async def degraded(
             start = time.perf_counter()
             try:
                 first, total, n = await _timed_locate(locator, name)
-            except LocateError:
+            except LocateError as exc:
                 dones.append(time.perf_counter() - start)
+                errors[type(exc).__name__] += 1
                 return False
             firsts.append(first)
             dones.append(total)
@@ -319,7 +322,7 @@ async def degraded(
             return True
 
         load = await run_pool(domains.take(locates), concurrency, one, time_limit=RUN_LIMIT)
-    return Degraded(case, locates, ok, complete, firsts, dones, load.wall)
+    return Degraded(case, locates, ok, complete, firsts, dones, load.wall, dict(errors))
 
 
 def summary(values: list[float]) -> tuple[float, float, float]:
