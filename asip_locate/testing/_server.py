@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import cast
 
-from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
 
 from asip_locate._model import normalize_name
 from asip_locate.testing._zone import Zone
@@ -184,7 +184,11 @@ class ZoneServer:
         if transport == "udp":
             limit = max([_UDP_LIMIT] + [rr.rclass for rr in request.ar if rr.rtype == QTYPE.OPT])
             if (fault and fault.truncate) or len(packed) > limit:
-                packed = reply.truncate().pack()
+                # Keep the question: c-ares rejects replies that do not echo it.
+                truncated = DNSRecord(DNSHeader(id=reply.header.id, bitmap=reply.header.bitmap))
+                truncated.header.tc = 1
+                truncated.add_question(question)
+                packed = truncated.pack()
         return packed, delay
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
