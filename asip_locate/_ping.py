@@ -233,6 +233,8 @@ async def send_options(
                 await run.stream(context if target.transport is Transport.TLS else None)
     except TimeoutError:
         run.finish(Outcome.TIMEOUT, f"no final response within {options.timeout:g}s")
+    except ssl.SSLCertVerificationError as exc:
+        run.finish(Outcome.TRANSPORT, f"TLS: certificate verify failed: {exc.verify_message}")
     except ssl.SSLError as exc:
         run.finish(Outcome.TRANSPORT, f"TLS: {exc.reason or exc}")
     except (OSError, EOFError) as exc:
