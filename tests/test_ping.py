@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -24,6 +23,7 @@ from asip_locate.cli import main
 from asip_locate.testing import ZoneServer
 from tests.conftest import IN_CI
 from tests.kamailio import Kamailio, Listener, Pki, free_ports, require_kamailio
+from tests.sip_responder import reply_to, udp_responder
 
 FAST = PingOptions(timeout=1.0, t1=0.05)
 
@@ -60,42 +60,6 @@ class Recording:
 
 def target(transport: Transport, address: str, port: int, tls_name: str | None = None) -> Target:
     return Target(transport, ipaddress.ip_address(address), port, "peer.test", tls_name)
-
-
-def reply_to(request: bytes, status: str, extra: str = "") -> bytes:
-    """A response copying Via, From, To, Call-ID and CSeq from ``request``."""
-    head = request.decode().split("\r\n\r\n")[0].split("\r\n")
-    copied = [line for line in head[1:] if re.match(r"(Via|From|To|Call-ID|CSeq):", line)]
-    return (
-        f"SIP/2.0 {status}\r\n" + "".join(f"{line}\r\n" for line in copied) + extra
-        + "Content-Length: 0\r\n\r\n"
-    ).encode()  # fmt: skip
-
-
-class Responder(asyncio.DatagramProtocol):
-    """A UDP SIP server that answers each request with ``answer(request)`` datagrams."""
-
-    def __init__(self, answer: Callable[[bytes], list[bytes]]) -> None:
-        self.answer = answer
-        self.received: list[bytes] = []
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.received.append(data)
-        assert self.transport is not None
-        for datagram in self.answer(data):
-            self.transport.sendto(datagram, addr)
-
-
-async def udp_responder(answer: Callable[[bytes], list[bytes]]) -> tuple[Responder, int]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: Responder(answer), local_addr=("127.0.0.1", 0)
-    )
-    return protocol, transport.get_extra_info("sockname")[1]
 
 
 async def test_udp_retransmits_until_the_timeout() -> None:
