@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import ssl
 from collections.abc import Callable
@@ -247,8 +248,8 @@ async def send_options(
 def _os_error(exc: BaseException) -> str:
     if isinstance(exc, asyncio.IncompleteReadError):
         return "connection closed by the server"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's connect errors wrap the errno
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -390,10 +391,13 @@ class _Run:
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(1.0):  # a peer that never completes the TLS close
             await writer.wait_closed()
     except (TimeoutError, OSError, ssl.SSLError):
         writer.transport.abort()
+    except BaseException:  # cancelled: do not leave the socket open
+        writer.transport.abort()
+        raise
 
 
 def _is_ip(name: str) -> bool:

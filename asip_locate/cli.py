@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -258,7 +259,7 @@ async def _run_ping(args: argparse.Namespace, out: TextIO) -> int:
         raise ValueError(f"--ca {args.ca}: no such file")
     lookup = argparse.Namespace(**vars(args))
     lookup.timeout = args.dns_timeout
-    counter = iter(range(1, 1_000_000))
+    counter = itertools.count(1)
     async with lookup_locator(lookup) as locator:
         attempts = await ping(
             locator,
