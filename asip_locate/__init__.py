@@ -7,6 +7,7 @@ async with Locator() as locator:
 
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import (
     InvalidUriError,
     InvalidViaError,
@@ -40,7 +41,9 @@ __all__ = [
     "AiodnsBackend",
     "Answer",
     "Attempt",
+    "CacheInfo",
     "CachedLookup",
+    "CachingBackend",
     "DnsBackend",
     "Endpoint",
     "FailureReason",
