@@ -24,6 +24,9 @@ class TargetStream:
     go on concurrently. Ends with NoTargetsError if no target at all was found, and
     with LocateTimeoutError if the deadline passes before any target is known.
     ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
+
+    ``demoted`` (a frozen predicate) holds matching endpoints back until every other
+    target was yielded; ``observe`` is called with each target as it is yielded.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class TargetStream:
         deadline: float,
         max_concurrency: int,
         demoted: Callable[[Endpoint], bool] | None = None,
+        observe: Callable[[Target], None] | None = None,
     ) -> None:
         self.uri = text
         self._resolution = resolution
@@ -46,6 +50,7 @@ class TargetStream:
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
         self._demoted = demoted
+        self._observe = observe
         self._ready: deque[Target] = deque()
         self._held_back: list[Target] = []
         self._seen: set[Endpoint] = set()
@@ -83,7 +88,10 @@ class TargetStream:
         while True:
             if self._ready:
                 self._yielded += 1
-                return self._ready.popleft()
+                target = self._ready.popleft()
+                if self._observe is not None:
+                    self._observe(target)
+                return target
             self._start_queries()
             self._collect(resolution.ready())
             if self._ready:
