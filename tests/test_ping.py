@@ -47,15 +47,11 @@ class Recording:
         retry_after: float | None = None,
     ) -> None:
         self.failures.append((target, reason, retry_after))
-        forward = getattr(self.locator, "report_failure", None)
-        if forward is not None:
-            forward(target, reason=reason, retry_after=retry_after)
+        self.locator.report_failure(target, reason=reason, retry_after=retry_after)
 
     def report_success(self, target: Target) -> None:
         self.successes.append(target)
-        forward = getattr(self.locator, "report_success", None)
-        if forward is not None:
-            forward(target)
+        self.locator.report_success(target)
 
 
 def target(transport: Transport, address: str, port: int, tls_name: str | None = None) -> Target:
@@ -247,9 +243,10 @@ async def test_dead_first_target_fails_over_to_kamailio(
             (ipaddress.ip_address(DEAD), FailureReason.TRANSPORT)
         ]
         assert [str(t.address) for t in recording.successes] == [OK]
-        if hasattr(real, "report_failure"):  # the health feature: next locate demotes DEAD
-            again = await real.resolve("sip:alice@failover.test")
-            assert [str(t.address) for t in again] == [OK, DEAD]
+        # The next locate starts with the healthy server; DEAD is held back to the end.
+        again = await real.resolve("sip:alice@failover.test")
+        assert [str(t.address) for t in again] == [OK, DEAD]
+        assert [h.endpoint.address for h in real.health()] == [ipaddress.ip_address(DEAD)]
 
 
 @pytest.mark.servers
@@ -259,14 +256,18 @@ async def test_503_with_retry_after_is_reported_and_failed_over(
     async with locator(dns, "udp") as real:
         recording = Recording(real)
         attempts = await ping(recording, "sip:busy.test", FAST)
+        again = await real.resolve("sip:busy.test")
+        (health,) = real.health()
+    assert [(str(t.address), r, ra) for t, r, ra in recording.failures] == [
+        (BUSY, FailureReason.SERVICE_UNAVAILABLE, 120.0)
+    ]
     assert where(attempts) == [
         ("udp", BUSY, Outcome.UNAVAILABLE, 503),
         ("udp", OK, Outcome.ANSWERED, 200),
     ]
     assert attempts[0].retry_after == 120.0
-    assert [(str(t.address), r, ra) for t, r, ra in recording.failures] == [
-        (BUSY, FailureReason.SERVICE_UNAVAILABLE, 120.0)
-    ]
+    assert [str(t.address) for t in again] == [OK, BUSY]
+    assert (str(health.endpoint.address), health.retry_after) == (BUSY, 120.0)
 
 
 @pytest.mark.servers
