@@ -143,11 +143,14 @@ class TargetStream:
         if not self._tasks:
             raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
         remaining = self._deadline_at - asyncio.get_running_loop().time()
-        done: set[asyncio.Future[Answer]] = set()
         if remaining > 0:
             done, _ = await asyncio.wait(
                 self._tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
+        else:
+            # Answers that came while the caller was busy with earlier targets (e.g.
+            # pinging them) cost no waiting: use them; only pending lookups are dropped.
+            done = {task for task in self._tasks if task.done()}
         if not done:
             self._cancel()
             self._closed = True

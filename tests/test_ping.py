@@ -337,3 +337,33 @@ def test_cli_ping_session(
     assert len(out) == 3
     assert "transport: TLS: certificate is not for wrong.test (RFC 5922)" in out[0]
     assert out[2] == "no server answered for sips:wrong.test"
+
+
+SLOW_ZONE = """\
+$TTL 60
+test. 60 IN SOA ns.test. hostmaster.test. 1 7200 900 1209600 60
+_sip._udp.slow.test. IN SRV 10 0 5060 a.slow.test.
+_sip._udp.slow.test. IN SRV 20 0 5060 b.slow.test.
+_sip._udp.slow.test. IN SRV 30 0 5060 c.slow.test.
+a.slow.test. IN A 127.0.0.71
+b.slow.test. IN A 127.0.0.72
+c.slow.test. IN A 127.0.0.73
+"""
+
+
+async def test_targets_resolved_before_the_deadline_survive_a_slow_consumer() -> None:
+    # A pinger spends seconds per target; answers that arrived meanwhile must not be
+    # dropped when the lookup deadline passes (only lookups still pending are).
+    async with ZoneServer(SLOW_ZONE) as server:
+        options = LocateOptions(
+            nameservers=(server.address,),
+            transports=("udp",),
+            deadline=1.0,
+            ip_strategy="ipv4_only",
+        )
+        async with Locator(options) as real, real.locate("sip:slow.test") as stream:
+            seen = []
+            async for found in stream:
+                seen.append(str(found.address))
+                await asyncio.sleep(0.6)  # stands in for a ping attempt
+    assert seen == ["127.0.0.71", "127.0.0.72", "127.0.0.73"]
