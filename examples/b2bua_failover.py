@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from asip_locate import (
+    IpStrategy,
     LocateError,
     LocateOptions,
     Locator,
@@ -67,7 +68,7 @@ async def b2bua(args: argparse.Namespace) -> int:
         locate_options = LocateOptions(
             nameservers=tuple(nameservers),
             transports=tuple(args.transport or ("udp", "tcp", "tls")),
-            ip_strategy="ipv4_only" if args.ipv4 else "prefer_ipv6",
+            ip_strategy=IpStrategy.IPV4_ONLY if args.ipv4 else IpStrategy.PREFER_IPV6,
             seed=1,
         )
         locator = await stack.enter_async_context(Locator(locate_options))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from asip_locate import FailureReason, LocateOptions, Locator, Target, Transport
+from asip_locate import FailureReason, IpStrategy, LocateOptions, Locator, Target, Transport
 from asip_locate._ping import Attempt, Outcome, PingOptions, ping, send_options
 from asip_locate._stream import TargetStream
 from asip_locate.cli import main
@@ -359,7 +359,7 @@ async def test_targets_resolved_before_the_deadline_survive_a_slow_consumer() ->
             nameservers=(server.address,),
             transports=("udp",),
             deadline=1.0,
-            ip_strategy="ipv4_only",
+            ip_strategy=IpStrategy.IPV4_ONLY,
         )
         async with Locator(options) as real, real.locate("sip:slow.test") as stream:
             seen = []
