@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from asip_locate import IpStrategy, Locator, LocateOptions, NoTargetsError, Transport
+from asip_locate import IpStrategy, LocateOptions, Locator, NoTargetsError, Transport
 from tests.servers import (
     Stack,
     have_ipv6_loopback,
@@ -26,7 +26,10 @@ from tests.vectors import URI_CASES, check, options
 pytestmark = pytest.mark.servers
 
 APEXES = ("example.com", "example.net", "example.org")
-HEAD = "$TTL 300\nexample.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 60\n"
+HEAD = (
+    "$TTL 300\n"
+    "example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 60\n"
+)
 SMALL = HEAD + (
     'example.com. IN NAPTR 10 50 "s" "SIP+D2T" "" _sip._tcp.example.com.\n'
     "_sip._tcp.example.com. IN SRV 10 50 5060 sip1.example.com.\n"
