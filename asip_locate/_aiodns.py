@@ -62,6 +62,8 @@ class AiodnsBackend:
             result = await self._resolver.query_dns(query.name, query.rtype.value)
         except (UnicodeError, RuntimeError) as exc:
             # pycares IDNA-encodes non-ASCII names and raises on ones it cannot encode.
+            if query.name.isascii():
+                raise
             return Answer(query, Status.ERROR, detail=f"bad name: {exc}")
         except DNSError as exc:
             code = exc.args[0] if exc.args else None
