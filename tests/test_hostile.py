@@ -23,6 +23,7 @@ from asip_locate import (
     SrvRecord,
     Status,
     Target,
+    Transport,
 )
 from asip_locate.testing import FakeBackend, ZoneServer
 
@@ -477,7 +478,7 @@ async def test_records_of_the_wrong_python_type_are_ignored() -> None:
     bogus = (NaptrRecord(1, 1, "s", "SIP+D2U", "", "x.example.test"),)
     answers = {
         naptr: Answer(naptr, Status.NOERROR, (SrvRecord(1, 1, 5060, "x.example.test"),), 60),
-        srv: Answer(srv, Status.NOERROR, bogus, 60),  # type: ignore[arg-type]
+        srv: Answer(srv, Status.NOERROR, bogus, 60),
     }
     backend = FakeBackend(HEAD + "example.test. IN A 127.0.0.5\n")
     original = backend.query
@@ -486,7 +487,7 @@ async def test_records_of_the_wrong_python_type_are_ignored() -> None:
         return answers.get(query) or await original(query)
 
     backend.query = query  # type: ignore[method-assign]
-    opts = LocateOptions(ip_strategy=IpStrategy.IPV4_ONLY, transports=("udp",))
+    opts = LocateOptions(ip_strategy=IpStrategy.IPV4_ONLY, transports=(Transport.UDP,))
     async with Locator(opts, backend=backend) as locator:
         targets = await locator.resolve("sip:example.test")
     assert [str(t) for t in targets] == ["udp 127.0.0.5:5060 (example.test)"]
