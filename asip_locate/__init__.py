@@ -31,6 +31,7 @@ from asip_locate._model import (
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
 from asip_locate._stream import TargetStream
 from asip_locate._uri import SipUri, parse_uri
+from asip_locate._via import Via, parse_via
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,8 @@ __all__ = [
     "TargetStream",
     "Transport",
     "UnsupportedTransportError",
+    "Via",
     "__version__",
     "parse_uri",
+    "parse_via",
 ]

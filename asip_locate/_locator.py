@@ -14,13 +14,14 @@ from asip_locate._errors import NoTargetsError
 from asip_locate._model import Target
 from asip_locate._options import LocateOptions
 from asip_locate._order import Rng
-from asip_locate._plan import RngFactory, plan_request
+from asip_locate._plan import Resolution, RngFactory, plan_request
 from asip_locate._stream import TargetStream
 from asip_locate._uri import parse_uri
+from asip_locate._via import Via, parse_via, plan_response
 
 
 class Locator:
-    """Finds where to send SIP requests (RFC 3263 §4).
+    """Finds where to send SIP requests (RFC 3263 §4) and responses (§5).
 
     Args:
         options: LocateOptions; None uses the defaults.
@@ -82,8 +83,36 @@ class Locator:
             resolution = plan_request(parsed, self.options, self._rng_factory(), as_sips=as_sips)
         except NoTargetsError as exc:
             return _failed_stream(uri, exc)
+        return self._open_stream(uri, resolution)
+
+    async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
+        """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
+        async with self.locate(uri, as_sips=as_sips) as stream:
+            return [target async for target in stream]
+
+    def locate_response(self, via: str | Via) -> TargetStream:
+        """Stream where to send a response, given the request's top Via.
+
+        Follows RFC 3261 §18.2.2, RFC 3581 §4 and RFC 3263 §5 (see ``plan_response``).
+        For reliable transports the connection the request came on comes first; that
+        is the caller's to reuse, and the targets are what to try once it is gone.
+
+        Args:
+            via: The top Via header value (``SIP/2.0/UDP host;received=...``), as
+                text or as parsed by ``parse_via``.
+
+        Raises:
+            InvalidViaError: at once, when ``via`` cannot be parsed.
+        """
+        if self._closed:
+            raise RuntimeError("Locator is closed")
+        parsed = via if isinstance(via, Via) else parse_via(via)
+        resolution = plan_response(parsed, self.options, self._rng_factory())
+        return self._open_stream(str(parsed), resolution)
+
+    def _open_stream(self, text: str, resolution: Resolution) -> TargetStream:
         stream = TargetStream(
-            uri,
+            text,
             resolution,
             self.backend,
             deadline=self.options.deadline,
@@ -92,9 +121,9 @@ class Locator:
         self._streams.add(stream)
         return stream
 
-    async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
-        """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
-        async with self.locate(uri, as_sips=as_sips) as stream:
+    async def resolve_response(self, via: str | Via) -> list[Target]:
+        """All response targets for ``via``, in order. NoTargetsError if none."""
+        async with self.locate_response(via) as stream:
             return [target async for target in stream]
 
     async def aclose(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -68,8 +68,9 @@ class LocateOptions:
     nameservers: tuple[str, ...] = ()
     """DNS servers as "ip", "ip:port" or "[ipv6]:port". Default (): the system's."""
 
-    transports: tuple[Transport, ...] = (Transport.UDP, Transport.TCP, Transport.TLS)
-    """Transports the caller supports, most preferred first (strings accepted).
+    transports: Sequence[Transport | str] = (Transport.UDP, Transport.TCP, Transport.TLS)
+    """Transports the caller supports, most preferred first; strings such as "tcp" are
+    accepted and stored as a tuple of Transport (read it typed as ``supported``).
 
     Default udp, tcp, tls. NAPTR services of other transports are discarded, and with
     no NAPTR this order decides which SRV transport comes first (RFC 3263 §4.1).
@@ -149,6 +150,11 @@ class LocateOptions:
     sticky_for: float = 0.0
     """Seconds a target that succeeded is preferred among equals in later locates of
     the same URI (default 0: off)."""
+
+    @property
+    def supported(self) -> tuple[Transport, ...]:
+        """``transports`` as the normalized tuple of Transport."""
+        return self.transports  # type: ignore[return-value]  # normalized in __post_init__
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "transports", _transports(self.transports))

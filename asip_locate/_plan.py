@@ -238,7 +238,7 @@ class _Naptr(_Branch):
                 if isinstance(record, NaptrRecord)
                 and (transport := _naptr_transport(record, query, ctx)) is not None
             ),
-            ctx.options.transports,
+            ctx.options.supported,
         )
         path = (query,)
         if not usable:
@@ -262,7 +262,7 @@ def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transp
         why = "no replacement"
     elif transport is None:
         why = "an unknown service"
-    elif transport not in ctx.options.transports:
+    elif transport not in ctx.options.supported:
         why = f"unsupported transport {transport}"
     elif ctx.secure and not transport.is_secure:
         why = "a non-SIPS service for a SIPS URI"
@@ -280,7 +280,7 @@ def _srv_per_transport(
     """RFC 3263 §4.1: SRV per supported transport, then A/AAAA if none has records."""
     branches: list[_Item] = [
         _Srv(f"{t.srv_prefix}.{host}", t, path, ttl)
-        for t in ctx.options.transports
+        for t in ctx.options.supported
         if t.srv_prefix and (t.is_secure or not ctx.secure)
     ]
     fallback_transport = _default_transport(ctx)
@@ -293,7 +293,7 @@ def _srv_per_transport(
 def _default_transport(ctx: _Context) -> Transport:
     """UDP for SIP, TLS for SIPS (RFC 3263 §4.1), else the caller's best alternative."""
     wanted = Transport.TLS if ctx.secure else Transport.UDP
-    supported = ctx.options.transports
+    supported = ctx.options.supported
     if wanted in supported:
         return wanted
     return next(t for t in supported if t.is_secure or not ctx.secure)
@@ -412,7 +412,7 @@ def plan_request(
     target = uri.target
     ctx = _Context(options, rng_for, secure, uri.host, target)
     text = str(uri)
-    if secure and not any(t.is_secure for t in options.transports):
+    if secure and not any(t.is_secure for t in options.supported):
         raise UnsupportedTransportError(
             text, "SIPS needs a TLS transport, and none is in LocateOptions.transports"
         )
@@ -459,8 +459,8 @@ def _forced_transport(
         if transport is Transport.UDP:
             raise UnsupportedTransportError(text, "SIPS cannot use transport=udp")
         transport = transport.secure_variant
-    if transport not in options.transports:
-        supported = ", ".join(options.transports)
+    if transport not in options.supported:
+        supported = ", ".join(options.supported)
         raise UnsupportedTransportError(
             text, f"transport {transport} is not supported (supported: {supported})"
         )

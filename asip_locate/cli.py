@@ -95,10 +95,17 @@ async def lookup_locator(args: argparse.Namespace) -> AsyncIterator[Locator]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asip-locate",
-        description="Show where a SIP request for URI goes (RFC 3263: NAPTR, SRV, A/AAAA).",
-        epilog="Exit status: 0 targets found, 1 none found, 2 bad usage or bad URI.",
+        description="Show where a SIP request for URI goes (RFC 3263: NAPTR, SRV, A/AAAA),"
+        " or with --via where a response goes (RFC 3263 §5, RFC 3261 §18.2.2, RFC 3581).",
+        epilog="Exit status: 0 targets found, 1 none found, 2 bad usage, bad URI or bad Via.",
     )
-    parser.add_argument("uri", help="SIP/SIPS URI, or host[:port]")
+    parser.add_argument("uri", nargs="?", help="SIP/SIPS URI, or host[:port]")
+    parser.add_argument(
+        "--via",
+        metavar="VIA",
+        help="instead of a URI: the top Via of a request ('SIP/2.0/UDP host;received=...');"
+        " prints where its response goes",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON array")
     parser.add_argument(
         "--explain", action="store_true", help="show how each target was found, as a tree"
@@ -156,7 +163,10 @@ def explain(targets: Sequence[Target], out: TextIO) -> None:
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     async with lookup_locator(args) as locator:
-        targets = await locator.resolve(args.uri, as_sips=args.sips)
+        if args.via is not None:
+            targets = await locator.resolve_response(args.via)
+        else:
+            targets = await locator.resolve(args.uri, as_sips=args.sips)
     if args.json:
         json.dump([target_json(t) for t in targets], out, indent=2)
         out.write("\n")
@@ -170,7 +180,12 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.uri is None) == (args.via is None):
+        parser.error("give exactly one of URI or --via")
+    if args.via is not None and args.sips:
+        parser.error("--sips applies to a URI, not to --via")
     return run_command(_run(args, sys.stdout))
 
 

@@ -9,6 +9,7 @@ import pytest
 from asip_locate import (
     Answer,
     InvalidUriError,
+    IpStrategy,
     LocateOptions,
     LocateTimeoutError,
     Locator,
@@ -135,7 +136,7 @@ async def test_deadline_after_some_targets_ends_the_stream() -> None:
             tries=1,
             deadline=0.5,
             transports=["udp"],
-            ip_strategy="ipv4_only",
+            ip_strategy=IpStrategy.IPV4_ONLY,
             seed=1,
         )
         async with Locator(options) as locator:
