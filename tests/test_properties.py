@@ -9,7 +9,16 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asip_locate import InvalidUriError, LocateError, SipUri, SrvRecord, parse_uri
+from asip_locate import (
+    InvalidUriError,
+    InvalidViaError,
+    LocateError,
+    SipUri,
+    SrvRecord,
+    Via,
+    parse_uri,
+    parse_via,
+)
 from asip_locate._order import srv_order
 
 # --- parse_uri ----------------------------------------------------------------------
@@ -229,3 +238,93 @@ def test_user_may_hold_question_mark_and_semicolon() -> None:
         "subject=x",
     )
     assert parse_uri(str(uri)) == uri
+
+
+# --- parse_via ------------------------------------------------------------------------
+
+VIA_ALPHABET = (
+    "SIPsip/2.0UDPTCPLSWtls;=:,[]. \t\r\n\"rportbranchreceivedmaddrttl0123456789abcxyz-_!%*+`'~"
+)
+
+
+@given(st.text())
+def test_parse_via_on_any_text_raises_only_invalid_via_error(text: str) -> None:
+    error: InvalidViaError | None = None
+    try:
+        via = parse_via(text)
+    except InvalidViaError as exc:
+        error = exc
+    if error is None:
+        assert isinstance(via, Via)
+    else:
+        assert isinstance(error, InvalidUriError)
+        assert isinstance(error, LocateError)
+        assert str(error).startswith("invalid Via ")
+
+
+@given(st.text(alphabet=VIA_ALPHABET, max_size=80))
+def test_parse_via_on_via_like_text(text: str) -> None:
+    try:
+        via = parse_via(text)
+    except InvalidViaError:
+        return
+    assert parse_via(str(via)) == via
+
+
+tokens = st.from_regex(r"[A-Za-z0-9\-.!%*_+`'~]{1,10}", fullmatch=True)
+via_param_names = st.from_regex(r"[a-z][a-z0-9\-]{0,8}", fullmatch=True).filter(
+    lambda name: name not in ("received", "rport", "maddr", "ttl", "branch")
+)
+
+
+@st.composite
+def via_values(draw: st.DrawFn) -> str:
+    """Text of a valid Via value (RFC 3261 §20.42, §25.1; RFC 3581), varied spelling."""
+    transport = draw(st.sampled_from(["UDP", "tcp", "TLS", "SCTP", "TLS-SCTP", "WS", "wss"]))
+    slash = draw(st.sampled_from(["/", " / "]))
+    text = draw(st.sampled_from(["", "Via: ", "v: "]))
+    text += f"SIP{slash}2.0{slash}{transport} {draw(hosts)}"
+    if draw(st.booleans()):
+        text += f":{draw(st.integers(1, 65535))}"
+    params: list[str] = []
+    if draw(st.booleans()):
+        params.append("branch=z9hG4bK" + draw(tokens))
+    if draw(st.booleans()):
+        params.append(f"received={draw(st.ip_addresses())}")
+    if draw(st.booleans()):
+        params.append(draw(st.sampled_from(["rport", "rport=5060", "rport=65535"])))
+    if draw(st.booleans()):
+        params.append(f"ttl={draw(st.integers(0, 255))}")
+    if draw(st.booleans()):
+        params.append(f"maddr={draw(st.one_of(hostnames, ipv4))}")
+    for name in draw(st.lists(via_param_names, max_size=3, unique=True)):
+        value = draw(st.none() | tokens | st.just('"quoted value"'))
+        params.append(name if value is None else f"{name}={value}")
+    params = draw(st.permutations(params))
+    semi = draw(st.sampled_from([";", " ; "]))
+    text += "".join(semi + p for p in params)
+    if draw(st.booleans()):
+        text += ", SIP/2.0/UDP other.example.test;branch=z9hG4bKx"
+    return text
+
+
+@given(via_values())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_valid_via_values_parse_and_round_trip(text: str) -> None:
+    via = parse_via(text)
+    again = parse_via(str(via))
+    assert again == via
+    assert str(again) == str(via)
+    assert via.host == via.host.lower()
+
+
+@given(via_values(), st.integers(0, 300), st.characters())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_mangled_via_values_raise_only_invalid_via_error(text: str, at: int, char: str) -> None:
+    at %= len(text) + 1
+    for mangled in (text[:at], text[:at] + char + text[at:], text[:at] + text[at + 1 :]):
+        try:
+            via = parse_via(mangled)
+        except InvalidViaError:
+            continue
+        assert parse_via(str(via)) == via
