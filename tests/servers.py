@@ -361,9 +361,11 @@ class Stack:
 
     def start(self, zones: Mapping[str, str]) -> None:
         """Serve ``zones``: restart NSD; restart Unbound if the apexes changed, else flush it."""
+        port = self.nsd.port
         self.nsd.start(zones)
         apexes = sorted(zones)
-        if apexes != self.apexes or self.unbound.process is None:
+        # NSD may have had to move to another port; Unbound's stub must follow.
+        if apexes != self.apexes or self.unbound.process is None or self.nsd.port != port:
             self.apexes = apexes
             self.unbound.start(apexes, self.nsd.host, self.nsd.port)
         else:

@@ -130,3 +130,16 @@ async def test_first_nameserver_dead(stack: Stack, dead: str) -> None:
         async with Locator(opts) as locator:
             targets = await locator.resolve("sip:alice@example.com")
     assert [str(t) for t in targets] == ["tcp 127.0.0.11:5060 (sip1.example.com)"]
+
+
+@pytest.mark.parametrize("in_ci", [False, True])
+def test_missing_servers_skip_locally_but_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch, in_ci: bool
+) -> None:
+    import tests.servers
+
+    monkeypatch.setattr(tests.servers, "NSD", "/nonexistent/nsd")
+    monkeypatch.setattr(tests.servers, "IN_CI", in_ci)
+    outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="apt-get install nsd unbound"):
+        require_servers()
