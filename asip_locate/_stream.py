@@ -24,6 +24,8 @@ class TargetStream:
     go on concurrently. Ends with NoTargetsError if no target at all was found, and
     with LocateTimeoutError if the deadline passes before any target is known.
     ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
+    Cancelling a pending ``next()`` cancels its lookups too, but the stream stays
+    usable: iterating again sends the interrupted queries anew.
     """
 
     def __init__(
