@@ -143,3 +143,27 @@ def test_missing_servers_skip_locally_but_fail_in_ci(
     outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
     with pytest.raises(outcome, match="apt-get install nsd unbound"):
         require_servers()
+
+
+@pytest.mark.parametrize(
+    ("zone", "uri"),
+    [
+        (
+            "a.example.com. IN CNAME b.example.com.\nb.example.com. IN CNAME a.example.com.\n",
+            "sip:a.example.com",
+        ),
+        ('example.com. IN NAPTR 10 50 "s" "SIP+D2U" "" example.com.\n', "sip:example.com"),
+        (
+            "_sip._udp.example.com. IN SRV 10 0 5060 x.example.net.\n"
+            "x.example.net. IN CNAME x.example.com.\nx.example.com. IN CNAME x.example.net.\n",
+            "sip:example.com;transport=udp",
+        ),
+    ],
+    ids=["cname-loop", "naptr-self", "cross-zone-cname-loop"],
+)
+async def test_loops_through_unbound_end_in_no_targets(stack: Stack, zone: str, uri: str) -> None:
+    serve(stack, HEAD + zone)
+    opts = LocateOptions(nameservers=(stack.address,), timeout=2.0, deadline=8.0)
+    async with Locator(opts) as locator:
+        with pytest.raises(NoTargetsError):
+            await locator.resolve(uri)
