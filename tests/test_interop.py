@@ -21,7 +21,7 @@ from tests.servers import (
     running_stack,
     zones_from_lines,
 )
-from tests.vectors import URI_CASES, check, options
+from tests.vectors import URI_CASES, VIA_CASES, check, options
 
 pytestmark = pytest.mark.servers
 
@@ -73,6 +73,18 @@ async def test_vector_through_unbound_and_nsd(stack: Stack, case: dict[str, Any]
             targets = await locator.resolve(
                 case["input"]["uri"], as_sips=case["client"]["resolve_as_sips"]
             )
+        except NoTargetsError:
+            targets = []
+    check(targets, case["expected"])
+
+
+@pytest.mark.parametrize("case", VIA_CASES, ids=[c["id"] for c in VIA_CASES])
+async def test_via_vector_through_unbound_and_nsd(stack: Stack, case: dict[str, Any]) -> None:
+    serve(stack, "\n".join(case["zone"]))
+    opts = LocateOptions(nameservers=(stack.address,), timeout=2.0, tries=2)
+    async with Locator(opts) as locator:
+        try:
+            targets = await locator.resolve_response(case["input"]["via"])
         except NoTargetsError:
             targets = []
     check(targets, case["expected"])
