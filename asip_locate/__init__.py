@@ -7,6 +7,7 @@ async with Locator() as locator:
 
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import (
     InvalidUriError,
     InvalidViaError,
@@ -38,7 +39,9 @@ __version__ = "0.1.0"
 __all__ = [
     "AiodnsBackend",
     "Answer",
+    "CacheInfo",
     "CachedLookup",
+    "CachingBackend",
     "DnsBackend",
     "Endpoint",
     "FailureReason",

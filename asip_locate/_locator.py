@@ -10,6 +10,7 @@ from types import TracebackType
 
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import DnsBackend
+from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import NoTargetsError
 from asip_locate._model import Target
 from asip_locate._options import LocateOptions
@@ -27,6 +28,7 @@ class Locator:
         options: LocateOptions; None uses the defaults.
         backend: Where DNS questions go; None builds an AiodnsBackend from the
             options. The Locator owns the backend and closes it in ``aclose``.
+            With ``options.cache_size`` > 0 it is wrapped in a CachingBackend.
         clock: Monotonic seconds for cache expiry and health state (inject a fake
             clock in tests); default ``time.monotonic``.
 
@@ -48,7 +50,10 @@ class Locator:
                 timeout=self.options.timeout,
                 tries=self.options.tries,
             )
+        if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
+            backend = CachingBackend(backend, self.options, clock=clock)
         self.backend = backend
+        self._cache = backend if isinstance(backend, CachingBackend) else None
         self._random = random.Random()
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
@@ -125,6 +130,15 @@ class Locator:
         """All response targets for ``via``, in order. NoTargetsError if none."""
         async with self.locate_response(via) as stream:
             return [target async for target in stream]
+
+    def cache_info(self) -> CacheInfo:
+        """The DNS cache's counters and size (all zero when the cache is off)."""
+        return CacheInfo() if self._cache is None else self._cache.info()
+
+    def flush_cache(self, name: str | None = None) -> None:
+        """Drop every cached answer, or only those for ``name`` (all types)."""
+        if self._cache is not None:
+            self._cache.flush(name)
 
     async def aclose(self) -> None:
         """Close every stream still open, then the backend."""

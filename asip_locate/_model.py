@@ -138,9 +138,12 @@ def normalize_name(name: str) -> str:
     return name.lower().rstrip(".")
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One DNS question; ``name`` is normalized (lower case, no trailing dot)."""
+class Query(NamedTuple):
+    """One DNS question; ``name`` is normalized (lower case, no trailing dot).
+
+    A NamedTuple, like Endpoint, because it keys the cache and the planner's tables:
+    its hashing and comparison run in C.
+    """
 
     name: str
     rtype: RType

@@ -169,3 +169,8 @@ class LocateOptions:
                 raise ValueError(f"LocateOptions.{name} must be >= 1")
         if not 0 <= self.min_ttl <= self.max_ttl:
             raise ValueError("LocateOptions needs 0 <= min_ttl <= max_ttl")
+        for name in ("cache_size", "negative_ttl", "stale_ttl"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LocateOptions.{name} must be >= 0")
+        if not 0 <= self.refresh_ahead < 1:
+            raise ValueError("LocateOptions.refresh_ahead must be >= 0 and < 1")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from asip_locate._model import IPAddress, NaptrRecord, SrvRecord, Transport
+from asip_locate._model import NaptrRecord, SrvRecord, Transport
+
+_T = TypeVar("_T")
 
 
 class Rng(Protocol):
@@ -52,9 +54,10 @@ def srv_order(records: Sequence[SrvRecord], rng: Rng) -> list[SrvRecord]:
     return ordered
 
 
-def address_order(
-    ipv6: Sequence[IPAddress], ipv4: Sequence[IPAddress], *, prefer_ipv6: bool
-) -> list[IPAddress]:
-    """Order one host's addresses: the preferred family first, RRset order inside."""
+def address_order(ipv6: Sequence[_T], ipv4: Sequence[_T], *, prefer_ipv6: bool) -> list[_T]:
+    """Order one host's addresses: the preferred family first, RRset order inside.
+
+    The items may carry more than the address (e.g. (address, answer) pairs).
+    """
     first, second = (ipv6, ipv4) if prefer_ipv6 else (ipv4, ipv6)
     return [*first, *second]

@@ -11,7 +11,7 @@ outside this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asip_locate._errors import UnsupportedTransportError
@@ -70,14 +70,29 @@ def _min_ttl(a: int | None, b: int | None) -> int | None:
 class _Branch:
     """An unfinished part of the candidate list, expanded once its answers are in."""
 
-    __slots__ = ("path", "ttl")
+    __slots__ = ("_needs", "path", "stale", "ttl")
 
-    def __init__(self, path: tuple[Query, ...], ttl: int | None) -> None:
+    def __init__(self, path: tuple[Query, ...], ttl: int | None, stale: bool = False) -> None:
         self.path = path
         self.ttl = ttl
+        self.stale = stale
+        """True when an answer on ``path`` was served stale (RFC 8767)."""
+        self._needs: tuple[Query, ...] | None = None
 
     def needs(self, ctx: _Context) -> tuple[Query, ...]:
+        """The queries whose answers ``expand`` takes (built once: the planner asks often)."""
+        needs = self._needs
+        if needs is None:
+            needs = self._needs = self._queries(ctx)
+        return needs
+
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         raise NotImplementedError
+
+    def absorb(self, answer: Answer) -> None:
+        """Count an answer that led here without being on ``path`` (a "no SRV" answer)."""
+        self.ttl = _min_ttl(self.ttl, answer.ttl)
+        self.stale = self.stale or answer.stale
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         raise NotImplementedError
@@ -98,13 +113,14 @@ class _Addresses(_Branch):
         transport: Transport,
         path: tuple[Query, ...] = (),
         ttl: int | None = None,
+        stale: bool = False,
     ) -> None:
-        super().__init__(path, ttl)
+        super().__init__(path, ttl, stale)
         self.host = host
         self.port = port
         self.transport = transport
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         strategy = ctx.options.ip_strategy
         queries = []
         if strategy.wants_ipv6:
@@ -114,17 +130,18 @@ class _Addresses(_Branch):
         return tuple(queries)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        found: dict[int, list[IPAddress]] = {4: [], 6: []}
-        origin: dict[IPAddress, Answer] = {}
+        # Each address with the answer it came from, per family, in RRset order.
+        found: dict[int, list[tuple[IPAddress, Answer]]] = {4: [], 6: []}
         for query in self.needs(ctx):
             answer = answers[query]
             version = 6 if query.rtype is RType.AAAA else 4
-            for record in ctx.capped(answer.records, query):
+            found[version] += [
+                (record, answer)
+                for record in ctx.capped(answer.records, query)
                 # RFC 7984 §3.1: records of a family we did not ask for are unusable.
-                if isinstance(record, IPAddress) and record.version == version:
-                    found[version].append(record)
-                    origin[record] = answer
-        addresses = address_order(
+                if isinstance(record, IPAddress) and record.version == version
+            ]
+        ordered = address_order(
             found[6],
             found[4],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
@@ -137,11 +154,11 @@ class _Addresses(_Branch):
                 self.port,
                 self.host,
                 tls_name,
-                _min_ttl(self.ttl, origin[address].ttl),
-                (*self.path, origin[address].query),
-                origin[address].stale,
+                _min_ttl(self.ttl, answer.ttl),
+                (*self.path, answer.query),
+                self.stale or answer.stale,
             )
-            for address in addresses
+            for address, answer in ordered
         ]
 
 
@@ -157,25 +174,30 @@ class _Srv(_Branch):
         path: tuple[Query, ...],
         ttl: int | None,
         fallback: _Addresses | None = None,
+        stale: bool = False,
     ) -> None:
-        super().__init__(path, ttl)
+        super().__init__(path, ttl, stale)
         self.name = name
         self.transport = transport
         self.fallback = fallback
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.name, RType.SRV),)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        query = Query(self.name, RType.SRV)
+        (query,) = self.needs(ctx)
         answer = answers[query]
         records = [r for r in answer.records if isinstance(r, SrvRecord)]
         if not records:
             # RFC 3263 §4.2: no SRV records -> A/AAAA at the default port. DNS failures
             # (timeout, SERVFAIL) are treated like "not found" so a call can proceed.
-            return [self.fallback] if self.fallback else []
+            if self.fallback is None:
+                return []
+            self.fallback.absorb(answer)
+            return [self.fallback]
         path = (*self.path, query)
         ttl = _min_ttl(self.ttl, answer.ttl)
+        stale = self.stale or answer.stale
         if all(not r.target for r in records):
             ctx.notes.append(f"{query}: service not available (target '.')")
             return []
@@ -191,7 +213,7 @@ class _Srv(_Branch):
                 usable.append(record)
         ordered = srv_order(usable, ctx.rng_for(self.name))
         return [
-            _Addresses(r.target, r.port, self.transport, path, ttl)
+            _Addresses(r.target, r.port, self.transport, path, ttl, stale)
             for r in ctx.capped(ordered, query)
             if isinstance(r, SrvRecord)
         ]
@@ -207,12 +229,14 @@ class _IfNoSrv(_Branch):
         self.queries = queries
         self.then = then
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return self.queries
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         if any(isinstance(r, SrvRecord) for q in self.queries for r in answers[q].records):
             return []
+        for query in self.queries:
+            self.then.absorb(answers[query])
         return [self.then]
 
 
@@ -225,11 +249,11 @@ class _Naptr(_Branch):
         super().__init__((), None)
         self.host = host
 
-    def needs(self, ctx: _Context) -> tuple[Query, ...]:
+    def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.host, RType.NAPTR),)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        query = Query(self.host, RType.NAPTR)
+        (query,) = self.needs(ctx)
         answer = answers[query]
         usable = naptr_order(
             (
@@ -243,11 +267,11 @@ class _Naptr(_Branch):
         path = (query,)
         if not usable:
             # No (usable) NAPTR: SRV for every supported transport (RFC 3263 §4.1).
-            return _srv_per_transport(self.host, ctx, path, answer.ttl)
+            return _srv_per_transport(self.host, ctx, path, answer.ttl, answer.stale)
         if not ctx.options.cross_naptr_orders:
             first = usable[0][0].order
             usable = [(r, t) for r, t in usable if r.order == first]
-        return [_Srv(r.replacement, t, path, answer.ttl) for r, t in usable]
+        return [_Srv(r.replacement, t, path, answer.ttl, stale=answer.stale) for r, t in usable]
 
 
 def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transport | None:
@@ -275,16 +299,18 @@ def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transp
 
 
 def _srv_per_transport(
-    host: str, ctx: _Context, path: tuple[Query, ...], ttl: int | None
+    host: str, ctx: _Context, path: tuple[Query, ...], ttl: int | None, stale: bool = False
 ) -> list[_Item]:
     """RFC 3263 §4.1: SRV per supported transport, then A/AAAA if none has records."""
     branches: list[_Item] = [
-        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl)
+        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl, stale=stale)
         for t in ctx.options.supported
         if t.srv_prefix and (t.is_secure or not ctx.secure)
     ]
     fallback_transport = _default_transport(ctx)
-    fallback = _Addresses(host, fallback_transport.default_port, fallback_transport, path, ttl)
+    fallback = _Addresses(
+        host, fallback_transport.default_port, fallback_transport, path, ttl, stale
+    )
     queries = tuple(q for b in branches if isinstance(b, _Branch) for q in b.needs(ctx))
     branches.append(_IfNoSrv(queries, fallback) if queries else fallback)
     return branches
@@ -365,11 +391,17 @@ class Resolution:
 
     def feed(self, answer: Answer) -> None:
         """Deliver the answer to a query handed out by ``needs()``."""
-        query = answer.query
-        if query not in self._requested or query in self._answers:
-            raise ValueError(f"unexpected answer for {query}")
-        self._answers[query] = answer
-        self._attempts.append(answer)
+        self.feed_all((answer,))
+
+    def feed_all(self, answers: Iterable[Answer]) -> None:
+        """Deliver several answers at once (one pass over the candidate list)."""
+        requested, known = self._requested, self._answers
+        for answer in answers:
+            query = answer.query
+            if query not in requested or query in known:
+                raise ValueError(f"unexpected answer for {query}")
+            known[query] = answer
+            self._attempts.append(answer)
         self._advance()
 
     def ready(self) -> list[Target]:
@@ -386,10 +418,11 @@ class Resolution:
 
     def _advance(self) -> None:
         items, answers, ctx = self._items, self._answers, self._ctx
+        answered = answers.__contains__
         index = 0
         while index < len(items):
             item = items[index]
-            if isinstance(item, _Branch) and all(q in answers for q in item.needs(ctx)):
+            if isinstance(item, _Branch) and all(map(answered, item.needs(ctx))):
                 items[index : index + 1] = item.expand(answers, ctx)
             else:
                 index += 1

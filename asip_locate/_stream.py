@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._backend import DnsBackend
 from asip_locate._errors import LocateTimeoutError, NoTargetsError
 from asip_locate._model import Answer, Endpoint, Query, Status, Target
 from asip_locate._plan import Resolution
@@ -41,7 +41,9 @@ class TargetStream:
         self.uri = text
         self._resolution = resolution
         self._backend = backend
-        self._cached = backend.cached if isinstance(backend, CachedLookup) else None
+        # What isinstance(backend, CachedLookup) checks, without the ~4 us it costs.
+        cached = getattr(backend, "cached", None)
+        self._cached: Callable[[Query], Answer | None] | None = cached if callable(cached) else None
         self._deadline = deadline
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
@@ -126,13 +128,16 @@ class TargetStream:
                 queries = resolution.needs(room)
             if not queries:
                 return
+            cached, known = self._cached, []
             for query in queries:
-                answer = self._cached(query) if self._cached else None
+                answer = cached(query) if cached else None
                 if answer is not None:
-                    resolution.feed(answer)
+                    known.append(answer)
                 else:
                     task = asyncio.ensure_future(self._backend.query(query))
                     self._tasks[task] = query
+            if known:
+                resolution.feed_all(known)
 
     async def _wait(self) -> None:
         assert self._deadline_at is not None

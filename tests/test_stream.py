@@ -21,6 +21,10 @@ from asip_locate.testing import FakeBackend, ZoneServer
 
 from .conftest import DEMO_ZONE
 
+# Without the cache: a stream's own lookups are what its close cancels (with the cache,
+# lookups are shared and belong to the cache until Locator.aclose).
+NO_CACHE_UDP = LocateOptions(seed=3, transports=["udp"], cache_size=0)
+
 
 class SlowAfterFirstRound(FakeBackend):
     """Address queries of the second SRV host never finish until cancelled."""
@@ -41,7 +45,7 @@ class SlowAfterFirstRound(FakeBackend):
 
 async def test_first_target_while_later_lookups_are_pending() -> None:
     backend = SlowAfterFirstRound()
-    async with Locator(LocateOptions(seed=3, transports=["udp"]), backend=backend) as locator:
+    async with Locator(NO_CACHE_UDP, backend=backend) as locator:
         async with locator.locate("sip:example.test") as stream:
             first = await anext(stream)
             assert first.host == "sip1.example.test"
@@ -52,7 +56,7 @@ async def test_first_target_while_later_lookups_are_pending() -> None:
 
 async def test_break_out_of_bare_async_for_cancels_pending_work() -> None:
     backend = SlowAfterFirstRound()
-    async with Locator(LocateOptions(seed=3, transports=["udp"]), backend=backend) as locator:
+    async with Locator(NO_CACHE_UDP, backend=backend) as locator:
         async for _target in locator.locate("sip:example.test"):
             break
         for _ in range(3):
