@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import re
 import warnings
 from collections import deque
 
@@ -95,16 +96,27 @@ async def test_a_full_locate_takes_several_steps() -> None:
     assert await steps_of_a_full_locate() >= 5
 
 
+def inflight(locator: Locator) -> int:
+    """Queries in the cache's in-flight table (0 without a cache)."""
+    match = re.search(r"inflight=(\d+)", repr(locator.backend))
+    return int(match.group(1)) if match else 0
+
+
 @pytest.mark.parametrize("style", ["async-with", "bare-async-for", "resolve"])
-async def test_cancel_after_every_step(style: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("other_uri", [OTHER, URI], ids=["other-uri", "same-uri"])
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["no-cache", "cache"])
+async def test_cancel_after_every_step(
+    style: str, other_uri: str, cache_size: int, caplog: pytest.LogCaptureFixture
+) -> None:
     total = await steps_of_a_full_locate()
     want = await expected(URI)
-    want_other = await expected(OTHER)
+    want_other = await expected(other_uri)
     before = own_tasks()
     for k in range(total + 1):
         backend = GatedBackend(DEMO_ZONE)
         got: list[Target] = []
-        async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+        opts = LocateOptions(seed=1, cache_size=cache_size)
+        async with Locator(opts, backend=backend) as locator:
 
             async def consume(got: list[Target]) -> None:
                 if style == "async-with":
@@ -118,10 +130,11 @@ async def test_cancel_after_every_step(style: str, caplog: pytest.LogCaptureFixt
                     got.extend(await locator.resolve(URI))
 
             victim = asyncio.ensure_future(consume(got))
-            other = asyncio.ensure_future(locator.resolve(OTHER))
+            other = asyncio.ensure_future(locator.resolve(other_uri))
             released = 0
             while released < k and not victim.done():
                 released += await backend.release()
+            finished = victim.done()
             victim.cancel()
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
@@ -131,7 +144,14 @@ async def test_cancel_after_every_step(style: str, caplog: pytest.LogCaptureFixt
                     assert not victim.done() or victim.cancelled()
                 # Whatever was received before the cancel is a prefix of the full answer.
                 assert got == want[: len(got)]
-                # The other locate still gets every answer.
+                if not finished and not cache_size and k:
+                    # (k = 0 cancels the victim before it even started.)
+                    assert backend.cancelled  # the victim's own lookups were cancelled
+                if cache_size:
+                    # Shared lookups belong to the cache: a cancelled caller never
+                    # cancels them for the other waiters.
+                    assert backend.cancelled == 0
+                # The other locate (sharing queries through the cache) gets every answer.
                 backend.gated = False
                 while backend.waiting:
                     await backend.release(len(backend.waiting))
@@ -139,8 +159,11 @@ async def test_cancel_after_every_step(style: str, caplog: pytest.LogCaptureFixt
                 await settle()
                 gc.collect()
                 await settle()
+                # The cache is consistent: nothing stuck in flight, and the same
+                # locate again gives the full answer.
+                assert inflight(locator) == 0
+                assert await locator.resolve(URI) == want
             assert own_tasks() == before, (k, own_tasks() - before)
-            assert backend.cancelled or victim.done()
     # "Task was destroyed but it is pending!" and "exception was never retrieved" are
     # logged by asyncio, not warned: check the log too.
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
@@ -179,7 +202,7 @@ async def test_cancelled_stream_can_be_iterated_again() -> None:
 
 async def test_breaking_out_of_a_bare_async_for_cancels_pending_lookups() -> None:
     backend = GatedBackend(DEMO_ZONE)
-    async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+    async with Locator(LocateOptions(seed=1, cache_size=0), backend=backend) as locator:
         task = asyncio.ensure_future(_first(locator))
         while not task.done():
             await backend.release()
@@ -190,6 +213,29 @@ async def test_breaking_out_of_a_bare_async_for_cancels_pending_lookups() -> Non
         await settle()
         assert not backend.waiting
         assert backend.cancelled >= 1
+
+
+async def test_breaking_out_with_the_cache_leaves_its_lookups_to_finish() -> None:
+    backend = GatedBackend(DEMO_ZONE)
+    async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+        task = asyncio.ensure_future(_first(locator))
+        while not task.done():
+            await backend.release()
+        assert await task == (await expected(URI))[0]
+        await settle()
+        gc.collect()
+        await settle()
+        # The stream's own tasks are gone; the cache's shared queries go on and are
+        # stored when they finish, for the next locate.
+        pending = len(backend.waiting)
+        assert pending >= 1
+        assert inflight(locator) == pending
+        await backend.release(pending)
+        assert inflight(locator) == 0
+        assert backend.cancelled == 0
+        misses = locator.cache_info().misses
+        assert await locator.resolve(URI) == await expected(URI)
+        assert locator.cache_info().misses == misses  # all from the cache
 
 
 async def _first(locator: Locator) -> Target:
