@@ -16,6 +16,7 @@ from asip_locate._errors import (
     NoTargetsError,
     UnsupportedTransportError,
 )
+from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
 from asip_locate._model import (
     Answer,
@@ -44,6 +45,7 @@ __all__ = [
     "CachingBackend",
     "DnsBackend",
     "Endpoint",
+    "EndpointHealth",
     "FailureReason",
     "InvalidUriError",
     "InvalidViaError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import weakref
@@ -12,13 +13,27 @@ from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import DnsBackend
 from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import NoTargetsError
-from asip_locate._model import Target
+from asip_locate._health import (
+    EndpointHealth,
+    HealthTable,
+    StickyTable,
+    endpoint_of,
+    failure_reason,
+)
+from asip_locate._model import Endpoint, FailureReason, Target
 from asip_locate._options import LocateOptions
 from asip_locate._order import Rng
 from asip_locate._plan import Resolution, RngFactory, plan_request
 from asip_locate._stream import TargetStream
-from asip_locate._uri import parse_uri
+from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via, plan_response
+
+LocationKey = tuple[bool, str, int | None, str | None]
+"""What decides a resolution: (secure, RFC 3263 TARGET, port, transport parameter)."""
+
+
+def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:
+    return (uri.secure or as_sips, uri.target, uri.port, uri.transport)
 
 
 class Locator:
@@ -53,6 +68,12 @@ class Locator:
         if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
             backend = CachingBackend(backend, self.options, clock=clock)
         self.backend = backend
+        self._health = HealthTable(
+            size=self.options.health_size, hold=self.options.failure_hold, clock=clock
+        )
+        self._sticky = StickyTable(
+            size=self.options.health_size, hold=self.options.sticky_for, clock=clock
+        )
         self._cache = backend if isinstance(backend, CachingBackend) else None
         self._random = random.Random()
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
@@ -84,11 +105,19 @@ class Locator:
         if self._closed:
             raise RuntimeError("Locator is closed")
         parsed = parse_uri(uri)
+        key = _location_key(parsed, as_sips)
+        sticky = self._sticky.enabled
         try:
-            resolution = plan_request(parsed, self.options, self._rng_factory(), as_sips=as_sips)
+            resolution = plan_request(
+                parsed,
+                self.options,
+                self._rng_factory(),
+                as_sips=as_sips,
+                prefer=self._sticky.preferred(key) if sticky else None,
+            )
         except NoTargetsError as exc:
             return _failed_stream(uri, exc)
-        return self._open_stream(uri, resolution)
+        return self._open_stream(uri, resolution, key if sticky else None)
 
     async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
         """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
@@ -115,13 +144,19 @@ class Locator:
         resolution = plan_response(parsed, self.options, self._rng_factory())
         return self._open_stream(str(parsed), resolution)
 
-    def _open_stream(self, text: str, resolution: Resolution) -> TargetStream:
+    def _open_stream(
+        self, text: str, resolution: Resolution, key: LocationKey | None = None
+    ) -> TargetStream:
+        # Frozen now: failures reported while this stream runs do not reorder it.
+        demoted = self._health.snapshot()
         stream = TargetStream(
             text,
             resolution,
             self.backend,
             deadline=self.options.deadline,
             max_concurrency=self.options.max_concurrency,
+            demoted=demoted.__contains__ if demoted else None,
+            observe=None if key is None else functools.partial(self._sticky.seen, key),
         )
         self._streams.add(stream)
         return stream
@@ -130,6 +165,55 @@ class Locator:
         """All response targets for ``via``, in order. NoTargetsError if none."""
         async with self.locate_response(via) as stream:
             return [target async for target in stream]
+
+    def report_failure(
+        self,
+        target: Target | Endpoint,
+        *,
+        reason: FailureReason | str = FailureReason.TIMEOUT,
+        retry_after: float | None = None,
+    ) -> None:
+        """Tell the locator that sending to ``target`` failed (RFC 3263 §4.3).
+
+        Later locates put the endpoint after every healthy one (never drop it) for
+        ``retry_after`` seconds when given (a 503's Retry-After, RFC 3261 §21.5.4),
+        else for ``options.failure_hold`` seconds. A report never shortens a hold in
+        force, and it ends any stickiness to the endpoint. Streams already started
+        keep their order. DNS data (and any DNS cache) is never touched.
+
+        Args:
+            target: The Target (or its Endpoint) that failed.
+            reason: A FailureReason or its value: "timeout" (default), "transport",
+                "503", "other".
+            retry_after: Seconds from a Retry-After header, if the response had one.
+
+        Raises:
+            ValueError: unknown ``reason``, or ``retry_after`` negative or not finite.
+        """
+        endpoint = endpoint_of(target)
+        self._health.report_failure(endpoint, failure_reason(reason), retry_after)
+        if self._sticky.enabled:
+            self._sticky.forget(endpoint)
+
+    def report_success(self, target: Target | Endpoint) -> None:
+        """Tell the locator that ``target`` answered: clear its demotion.
+
+        With ``options.sticky_for`` > 0 the target also becomes preferred among its
+        equals in later locates of the URIs that found it (see README, Failover).
+        """
+        endpoint = endpoint_of(target)
+        self._health.report_success(endpoint)
+        self._sticky.succeeded(endpoint)
+
+    def health(self) -> list[EndpointHealth]:
+        """The endpoints demoted now, least recently reported first."""
+        return self._health.entries()
+
+    def clear_health(self, endpoint_or_target: Target | Endpoint | None = None) -> None:
+        """Forget the demotion and stickiness of one endpoint, or of all when None."""
+        endpoint = None if endpoint_or_target is None else endpoint_of(endpoint_or_target)
+        self._health.clear(endpoint)
+        self._sticky.forget(endpoint)
 
     def cache_info(self) -> CacheInfo:
         """The DNS cache's counters and size (all zero when the cache is off)."""

@@ -141,15 +141,18 @@ class LocateOptions:
     refresh (e.g. 0.1). Default 0: off."""
 
     failure_hold: float = 30.0
-    """Seconds an endpoint stays demoted after a timeout or transport error
-    (default 30)."""
+    """Seconds an endpoint stays demoted after a reported failure that carries no
+    Retry-After: a timeout, a transport error, a 503 without Retry-After, or another
+    failure (default 30; 0 turns such demotion off)."""
 
     health_size: int = 4_096
-    """Endpoints the health table remembers (default 4,096; least recent dropped)."""
+    """Endpoints the health table remembers (default 4,096; the least recently
+    updated is dropped; 0 disables failure feedback)."""
 
     sticky_for: float = 0.0
-    """Seconds a target that succeeded is preferred among equals in later locates of
-    the same URI (default 0: off)."""
+    """Seconds a target that succeeded is preferred among equals (same SRV priority,
+    or same-family addresses of one host) in later locates of the same URI
+    (default 0: off)."""
 
     @property
     def supported(self) -> tuple[Transport, ...]:
@@ -167,6 +170,12 @@ class LocateOptions:
         for name in ("tries", "max_concurrency", "max_queries", "max_records"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LocateOptions.{name} must be >= 1")
+        for name in ("failure_hold", "sticky_for"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"LocateOptions.{name} must be a finite number >= 0")
+        if self.health_size < 0:
+            raise ValueError("LocateOptions.health_size must be >= 0")
         if not 0 <= self.min_ttl <= self.max_ttl:
             raise ValueError("LocateOptions needs 0 <= min_ttl <= max_ttl")
         for name in ("cache_size", "negative_ttl", "stale_ttl"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from asip_locate._errors import UnsupportedTransportError
 from asip_locate._model import (
@@ -33,6 +34,8 @@ from asip_locate._uri import SipUri, numeric_host
 
 log = logging.getLogger("asip_locate")
 
+_T = TypeVar("_T")
+
 RngFactory = Callable[[str], Rng]
 """Gives the random source for one SRV owner name, so a seeded order does not depend
 on the order in which answers arrive."""
@@ -47,6 +50,8 @@ class _Context:
     domain: str
     notes: list[str] = field(default_factory=list)
     """Why branches ended without targets, for NoTargetsError messages."""
+    prefer: Target | None = None
+    """A target to put first among its equals (stickiness); see ``plan_request``."""
 
     def in_domain(self, name: str) -> bool:
         return not self.options.stay_in_domain or (
@@ -146,6 +151,15 @@ class _Addresses(_Branch):
             found[4],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
         )
+        prefer = ctx.prefer
+        if prefer is not None and (prefer.transport, prefer.host, prefer.port) == (
+            self.transport,
+            self.host,
+            self.port,
+        ):
+            # One family's addresses are an RRset, whose order means nothing
+            # (RFC 2181 §5): the preferred one may go first among them.
+            _to_front_of_group(ordered, lambda a: a[0] == prefer.address, lambda a: a[0].version)
         tls_name = ctx.tls_name if self.transport.is_secure else None
         return [
             Target(
@@ -211,12 +225,40 @@ class _Srv(_Branch):
                 log.info("%s: skipping %s (outside %s)", query, record, ctx.domain)
             else:
                 usable.append(record)
-        ordered = srv_order(usable, ctx.rng_for(self.name))
+        ordered = _prefer_srv(srv_order(usable, ctx.rng_for(self.name)), self.transport, ctx)
         return [
             _Addresses(r.target, r.port, self.transport, path, ttl, stale)
             for r in ctx.capped(ordered, query)
             if isinstance(r, SrvRecord)
         ]
+
+
+def _prefer_srv(ordered: list[SrvRecord], transport: Transport, ctx: _Context) -> list[SrvRecord]:
+    """Move the preferred target's record first within its priority.
+
+    Records of one priority are equals: RFC 2782 orders them by weighted chance only.
+    The draw has already been made, so the other records keep their seeded order.
+    """
+    prefer = ctx.prefer
+    if prefer is not None and prefer.transport is transport:
+        _to_front_of_group(
+            ordered,
+            lambda r: (r.target, r.port) == (prefer.host, prefer.port),
+            lambda r: r.priority,
+        )
+    return ordered
+
+
+def _to_front_of_group(
+    items: list[_T], match: Callable[[_T], bool], group: Callable[[_T], object]
+) -> None:
+    """Move the first matching item to the front of its group (groups are contiguous)."""
+    for index, item in enumerate(items):
+        if match(item):
+            key = group(item)
+            first = next(i for i, other in enumerate(items) if group(other) == key)
+            items.insert(first, items.pop(index))
+            return
 
 
 class _IfNoSrv(_Branch):
@@ -434,8 +476,14 @@ def plan_request(
     rng_for: RngFactory,
     *,
     as_sips: bool = False,
+    prefer: Target | None = None,
 ) -> Resolution:
     """Start the RFC 3263 §4 procedure for ``uri``.
+
+    ``prefer`` (stickiness) puts that target first among its equals, and nowhere
+    else: ahead of the other SRV records of the same priority in its SRV RRset, and
+    ahead of the other same-family addresses of its host. NAPTR order and
+    preference, SRV priority and the address-family order are never overridden.
 
     Raises:
         UnsupportedTransportError: the URI needs a transport the caller lacks, or asks
@@ -443,7 +491,7 @@ def plan_request(
     """
     secure = uri.secure or as_sips
     target = uri.target
-    ctx = _Context(options, rng_for, secure, uri.host, target)
+    ctx = _Context(options, rng_for, secure, uri.host, target, prefer=prefer)
     text = str(uri)
     if secure and not any(t.is_secure for t in options.supported):
         raise UnsupportedTransportError(

@@ -26,6 +26,9 @@ class TargetStream:
     ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
     Cancelling a pending ``next()`` cancels its lookups too, but the stream stays
     usable: iterating again sends the interrupted queries anew.
+
+    ``demoted`` (a frozen predicate) holds matching endpoints back until every other
+    target was yielded; ``observe`` is called with each target as it is yielded.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class TargetStream:
         deadline: float,
         max_concurrency: int,
         demoted: Callable[[Endpoint], bool] | None = None,
+        observe: Callable[[Target], None] | None = None,
     ) -> None:
         self.uri = text
         self._resolution = resolution
@@ -48,6 +52,7 @@ class TargetStream:
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
         self._demoted = demoted
+        self._observe = observe
         self._ready: deque[Target] = deque()
         self._held_back: list[Target] = []
         self._seen: set[Endpoint] = set()
@@ -89,7 +94,10 @@ class TargetStream:
         while True:
             if self._ready:
                 self._yielded += 1
-                return self._ready.popleft()
+                target = self._ready.popleft()
+                if self._observe is not None:
+                    self._observe(target)
+                return target
             self._start_queries()
             self._collect(resolution.ready())
             if self._ready:
@@ -144,11 +152,14 @@ class TargetStream:
         if not self._tasks:
             raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
         remaining = self._deadline_at - asyncio.get_running_loop().time()
-        done: set[asyncio.Future[Answer]] = set()
         if remaining > 0:
             done, _ = await asyncio.wait(
                 self._tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
+        else:
+            # Answers that came while the caller was busy with earlier targets (e.g.
+            # pinging them) cost no waiting: use them; only pending lookups are dropped.
+            done = {task for task in self._tasks if task.done()}
         if not done:
             self._cancel()
             self._closed = True

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,6 +17,7 @@ from asip_locate._errors import (
     LocateTimeoutError,
     NoTargetsError,
 )
+from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
 from asip_locate._model import Query, Target, Transport
 from asip_locate._options import IpStrategy, LocateOptions
@@ -142,14 +143,28 @@ def print_targets(targets: Sequence[Target], out: TextIO) -> None:
         out.write(line + "\n")
 
 
-def explain(targets: Sequence[Target], out: TextIO) -> None:
-    """Print the targets as a tree of the DNS queries that found them."""
+def explain(
+    targets: Sequence[Target], out: TextIO, *, health: Iterable[EndpointHealth] = ()
+) -> None:
+    """Print the targets as a tree of the DNS queries that found them.
+
+    ``health`` (e.g. ``locator.health()``) marks the targets demoted by reported
+    failures; their numbers show they are tried after the healthy ones.
+    """
+    demoted = {entry.endpoint: entry for entry in health}
     tree: dict[Query | str, Any] = {}
     for number, target in enumerate(targets, 1):
         node = tree
         for query in target.path:
             node = node.setdefault(query, {})
-        node[f"#{number} {target.endpoint}"] = {}
+        label = f"#{number} {target.endpoint}"
+        entry = demoted.get(target.endpoint)
+        if entry is not None:
+            label += f"  [demoted: {entry.reason}, {entry.failures} failure(s)"
+            if entry.retry_after is not None:
+                label += f", retry-after {entry.retry_after:g}s"
+            label += "]"
+        node[label] = {}
 
     def walk(node: dict[Query | str, Any], prefix: str) -> None:
         items = list(node.items())
@@ -167,11 +182,12 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             targets = await locator.resolve_response(args.via)
         else:
             targets = await locator.resolve(args.uri, as_sips=args.sips)
+        health = locator.health()
     if args.json:
         json.dump([target_json(t) for t in targets], out, indent=2)
         out.write("\n")
     elif args.explain:
-        explain(targets, out)
+        explain(targets, out, health=health)
     else:
         print_targets(targets, out)
     return EXIT_FOUND

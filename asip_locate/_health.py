@@ -1,0 +1,270 @@
+"""Failure feedback: per-endpoint health (RFC 3263 §4.3, RFC 3261 §21.5.4) and stickiness.
+
+This state is kept apart from DNS data on purpose: a failed request says something
+about one (transport, address, port), never about the records that led to it, so a
+failure must not shorten, evict or rewrite a cached DNS answer (one well-known proxy
+did, and one failed call made every later call fail until the TTL ran out).
+
+Both tables are bounded and expire by the Locator's injected clock. Neither drops a
+target: demoted endpoints are only moved behind healthy ones, and a sticky target is
+only moved ahead of its equals.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from asip_locate._model import Endpoint, FailureReason, Target
+
+log = logging.getLogger("asip_locate")
+
+_KEYS_PER_ENDPOINT = 16
+"""Location keys remembered per endpoint for stickiness (one server may serve many)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """One demoted endpoint, as ``Locator.health()`` shows it.
+
+    Attributes:
+        endpoint: The (transport, address, port) that failed.
+        reason: The reason given with the latest failure.
+        until: Clock time (``Locator.clock``) at which the demotion ends.
+        failures: Failures reported since the endpoint was last healthy.
+        retry_after: The Retry-After seconds given with the latest failure, if any.
+    """
+
+    endpoint: Endpoint
+    reason: FailureReason
+    until: float
+    failures: int
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.endpoint}: {self.reason}, {self.failures} failure(s)"
+        if self.retry_after is not None:
+            text += f", retry-after {self.retry_after:g}s"
+        return text
+
+
+def endpoint_of(value: Target | Endpoint) -> Endpoint:
+    """The Endpoint of a Target (or the Endpoint itself)."""
+    if isinstance(value, Target):
+        return value.endpoint
+    if isinstance(value, Endpoint):
+        return value
+    raise TypeError(f"expected a Target or Endpoint, got {value!r}")
+
+
+def failure_reason(value: FailureReason | str) -> FailureReason:
+    """``value`` as a FailureReason; plain strings ("timeout", "503"...) are accepted."""
+    try:
+        return FailureReason(str(value).lower())
+    except ValueError:
+        known = ", ".join(r.value for r in FailureReason)
+        raise ValueError(f"unknown failure reason {value!r} (known: {known})") from None
+
+
+def _check_seconds(name: str, value: float) -> float:
+    if not 0 <= value < math.inf:  # NaN fails every comparison
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+class HealthTable:
+    """Demoted endpoints with their expiry; least recently updated dropped first.
+
+    Hold per report: ``retry_after`` seconds when given (RFC 3261 §21.5.4 for 503;
+    Retry-After also comes with other responses, RFC 3261 §20.33), else ``hold``
+    seconds (``LocateOptions.failure_hold``) for a timeout, a transport error, a 503
+    without Retry-After, or another failure. A report never shortens a hold already
+    in force; only a success (or ``clear``) ends it early.
+    """
+
+    def __init__(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
+        if size < 0:
+            raise ValueError(f"LocateOptions.health_size must be >= 0, got {size!r}")
+        self.size = size
+        self.hold = _check_seconds("LocateOptions.failure_hold", hold)
+        self._clock = clock
+        self._entries: OrderedDict[Endpoint, EndpointHealth] = OrderedDict()
+        # The same keys in a plain set: copying it into a frozenset reuses the stored
+        # hashes, where hashing an Endpoint again runs Python code (Enum, ipaddress).
+        self._demoted: set[Endpoint] = set()
+        self._frozen: frozenset[Endpoint] | None = frozenset()
+        # (until, sequence, endpoint), lazily pruned: finds expiries in O(log n).
+        self._expiry: list[tuple[float, int, Endpoint]] = []
+        self._sequence = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def report_failure(
+        self,
+        endpoint: Endpoint,
+        reason: FailureReason,
+        retry_after: float | None = None,
+    ) -> EndpointHealth | None:
+        """Demote ``endpoint``; returns its new state (None when not demoted at all)."""
+        if retry_after is not None:
+            retry_after = _check_seconds("retry_after", retry_after)
+        if not self.size:
+            return None
+        now = self._clock()
+        self._expire(now)
+        hold = self.hold if retry_after is None else retry_after
+        until = now + hold
+        failures = 1
+        old = self._entries.pop(endpoint, None)
+        if old is not None:
+            until = max(until, old.until)
+            failures = old.failures + 1
+        if until <= now:
+            return None  # a hold of 0 s: nothing to remember
+        entry = EndpointHealth(endpoint, reason, until, failures, retry_after)
+        self._entries[endpoint] = entry
+        if old is None:
+            self._demoted.add(endpoint)
+            self._frozen = None
+        if old is None or until != old.until:
+            heapq.heappush(self._expiry, (until, next(self._sequence), endpoint))
+        while len(self._entries) > self.size:
+            dropped, _ = self._entries.popitem(last=False)
+            self._demoted.discard(dropped)
+            self._frozen = None
+            log.debug("health table full (%d): forgetting %s", self.size, dropped)
+        if len(self._expiry) > 2 * len(self._entries) + 64:
+            self._expiry = [(e.until, next(self._sequence), ep) for ep, e in self._entries.items()]
+            heapq.heapify(self._expiry)
+        log.info("demoting %s for %gs (%s)", endpoint, until - now, reason)
+        return entry
+
+    def report_success(self, endpoint: Endpoint) -> None:
+        """Forget any demotion of ``endpoint``."""
+        if self._entries.pop(endpoint, None) is not None:
+            self._demoted.discard(endpoint)
+            self._frozen = None
+            log.info("%s is healthy again", endpoint)
+
+    def entries(self) -> list[EndpointHealth]:
+        """Demotions in force now, least recently updated first."""
+        self._expire(self._clock())
+        return list(self._entries.values())
+
+    def clear(self, endpoint: Endpoint | None = None) -> None:
+        """Forget ``endpoint``'s demotion, or every demotion when None."""
+        if endpoint is None:
+            self._entries.clear()
+            self._demoted.clear()
+            self._expiry.clear()
+            self._frozen = None
+        else:
+            self.report_success(endpoint)
+
+    def snapshot(self) -> frozenset[Endpoint]:
+        """The endpoints demoted now, frozen (later reports do not change it).
+
+        The same frozenset is returned until a report, a clear or an expiry changes
+        the table, so a locate with an unchanged table costs one clock read.
+        """
+        self._expire(self._clock())
+        if self._frozen is None:
+            self._frozen = frozenset(self._demoted)
+        return self._frozen
+
+    def _expire(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, _, endpoint = heapq.heappop(expiry)
+            entry = self._entries.get(endpoint)
+            if entry is not None and entry.until <= now:
+                del self._entries[endpoint]
+                self._demoted.discard(endpoint)
+                self._frozen = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sticky:
+    target: Target
+    until: float
+
+
+class StickyTable:
+    """The target that last succeeded for each location key, for ``hold`` seconds.
+
+    A location key names what decides a resolution (scheme, RFC 3263 TARGET, port,
+    transport), so ``sip:alice@example.com`` and ``sip:bob@example.com`` share one.
+    Streams report what they yield (``seen``) so that ``succeeded(endpoint)`` knows
+    which keys the endpoint was located for. Disabled when ``hold`` or ``size`` is 0.
+    """
+
+    def __init__(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
+        self.size = size
+        self.hold = _check_seconds("LocateOptions.sticky_for", hold)
+        self._clock = clock
+        self._origins: OrderedDict[Endpoint, dict[Hashable, Target]] = OrderedDict()
+        self._sticky: OrderedDict[Hashable, _Sticky] = OrderedDict()
+        self._sticky_keys: dict[Endpoint, set[Hashable]] = {}  # reverse of _sticky
+
+    @property
+    def enabled(self) -> bool:
+        """True when stickiness is on (``LocateOptions.sticky_for`` > 0)."""
+        return self.hold > 0 and self.size > 0
+
+    def seen(self, key: Hashable, target: Target) -> None:
+        """A stream for ``key`` yielded ``target``."""
+        endpoint = target.endpoint
+        keys = self._origins.pop(endpoint, {})
+        keys.pop(key, None)
+        keys[key] = target
+        while len(keys) > _KEYS_PER_ENDPOINT:
+            del keys[next(iter(keys))]
+        self._origins[endpoint] = keys
+        while len(self._origins) > self.size:
+            self._origins.popitem(last=False)
+
+    def succeeded(self, endpoint: Endpoint) -> None:
+        """Make ``endpoint`` sticky for every key it was recently located for."""
+        if not self.enabled:
+            return
+        until = self._clock() + self.hold
+        for key, target in self._origins.get(endpoint, {}).items():
+            self._drop(key)
+            self._sticky[key] = _Sticky(target, until)
+            self._sticky_keys.setdefault(endpoint, set()).add(key)
+        while len(self._sticky) > self.size:
+            self._drop(next(iter(self._sticky)))
+
+    def preferred(self, key: Hashable) -> Target | None:
+        """The sticky target for ``key``, if one is in force."""
+        entry = self._sticky.get(key)
+        if entry is None:
+            return None
+        if entry.until <= self._clock():
+            self._drop(key)
+            return None
+        return entry.target
+
+    def forget(self, endpoint: Endpoint | None = None) -> None:
+        """Drop stickiness to ``endpoint`` (after a failure), or all when None."""
+        if endpoint is None:
+            self._sticky.clear()
+            self._sticky_keys.clear()
+            self._origins.clear()
+            return
+        for key in self._sticky_keys.pop(endpoint, set()):
+            del self._sticky[key]
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._sticky.pop(key, None)
+        if entry is not None:
+            keys = self._sticky_keys[entry.target.endpoint]
+            keys.discard(key)
+            if not keys:
+                del self._sticky_keys[entry.target.endpoint]
