@@ -202,16 +202,18 @@ def parse_uri(text: str) -> SipUri:
             scheme, rest = candidate, stripped[match.end() :]
         elif not stripped[match.end() :].isdigit():
             raise InvalidUriError(text, f"unsupported scheme {candidate!r}")
-    rest, qmark, headers = rest.partition("?")
-    if qmark and not _HEADERS_RE.fullmatch(headers):
-        raise InvalidUriError(text, "bad URI headers")
     user: str | None = None
+    # "@" may appear nowhere after the userinfo, but the user may hold "?" and ";"
+    # (RFC 3261 §25.1 user-unreserved): split it off before headers and parameters.
     if "@" in rest:
         userinfo, _, rest = rest.rpartition("@")
         name, _, password = userinfo.partition(":")
         if not _USER_RE.fullmatch(name) or not _PASSWORD_RE.fullmatch(password):
             raise InvalidUriError(text, "bad user part")
         user = userinfo
+    rest, qmark, headers = rest.partition("?")
+    if qmark and not _HEADERS_RE.fullmatch(headers):
+        raise InvalidUriError(text, "bad URI headers")
     # The user part may hold ';' (telephone-subscriber), so split params after '@'.
     hostport, semi, raw_params = rest.partition(";")
     host, port = _split_hostport(text, hostport)
