@@ -64,10 +64,7 @@ class SipUri:
 
     def param(self, name: str) -> str | None:
         """The value of parameter ``name`` (lower-cased where case is not significant)."""
-        for key, value in self.params:
-            if key == name:
-                return value
-        return None
+        return param_value(self.params, name)
 
     def __str__(self) -> str:
         text = f"{self.scheme}:"
@@ -76,11 +73,26 @@ class SipUri:
         text += f"[{self.host}]" if ":" in self.host else self.host
         if self.port is not None:
             text += f":{self.port}"
-        for key, value in self.params:
-            text += f";{key}" if value is None else f";{key}={value}"
+        text += params_text(self.params)
         if self.headers is not None:
             text += f"?{self.headers}"
         return text
+
+
+Params = tuple[tuple[str, str | None], ...]
+
+
+def param_value(params: Params, name: str) -> str | None:
+    """The value of the first parameter called ``name``; None if absent or valueless."""
+    for key, value in params:
+        if key == name:
+            return value
+    return None
+
+
+def params_text(params: Params) -> str:
+    """Parameters as written in a URI or header: ``;name`` or ``;name=value`` each."""
+    return "".join(f";{key}" if value is None else f";{key}={value}" for key, value in params)
 
 
 def numeric_host(host: str) -> IPAddress | None:
