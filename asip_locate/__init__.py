@@ -31,6 +31,7 @@ from asip_locate._model import (
     Transport,
 )
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
+from asip_locate._ping import Attempt, Outcome, PingOptions, ping, send_options, tls_context
 from asip_locate._stream import TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AiodnsBackend",
     "Answer",
+    "Attempt",
     "CacheInfo",
     "CachedLookup",
     "CachingBackend",
@@ -56,6 +58,8 @@ __all__ = [
     "Locator",
     "NaptrRecord",
     "NoTargetsError",
+    "Outcome",
+    "PingOptions",
     "Query",
     "RType",
     "SipUri",
@@ -70,4 +74,7 @@ __all__ = [
     "__version__",
     "parse_uri",
     "parse_via",
+    "ping",
+    "send_options",
+    "tls_context",
 ]

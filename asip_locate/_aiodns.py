@@ -68,6 +68,11 @@ class AiodnsBackend:
         """Ask c-ares one question; every DNS outcome becomes an Answer."""
         try:
             result = await self._resolver.query_dns(query.name, query.rtype.value)
+        except (UnicodeError, RuntimeError) as exc:
+            # pycares IDNA-encodes non-ASCII names and raises on ones it cannot encode.
+            if query.name.isascii():
+                raise
+            return Answer(query, Status.ERROR, detail=f"bad name: {exc}")
         except DNSError as exc:
             code = exc.args[0] if exc.args else None
             status = _STATUS.get(code, Status.ERROR)

@@ -275,7 +275,7 @@ class _IfNoSrv(_Branch):
         return self.queries
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
-        if any(answers[q].records for q in self.queries):
+        if any(isinstance(r, SrvRecord) for q in self.queries for r in answers[q].records):
             return []
         for query in self.queries:
             self.then.absorb(answers[query])

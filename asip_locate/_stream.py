@@ -24,6 +24,8 @@ class TargetStream:
     go on concurrently. Ends with NoTargetsError if no target at all was found, and
     with LocateTimeoutError if the deadline passes before any target is known.
     ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
+    Cancelling a pending ``next()`` cancels its lookups too, but the stream stays
+    usable: iterating again sends the interrupted queries anew.
 
     ``demoted`` (a frozen predicate) holds matching endpoints back until every other
     target was yielded; ``observe`` is called with each target as it is yielded.
@@ -55,13 +57,15 @@ class TargetStream:
         self._held_back: list[Target] = []
         self._seen: set[Endpoint] = set()
         self._tasks: dict[asyncio.Future[Answer], Query] = {}
+        self._interrupted: deque[Query] = deque()
         self._yielded = 0
         self._closed = False
 
     def __repr__(self) -> str:
         return (
             f"<TargetStream {self.uri} yielded={self._yielded} ready={len(self._ready)}"
-            f" pending={len(self._tasks)} done={self._resolution.done}>"
+            f" pending={len(self._tasks)} interrupted={len(self._interrupted)}"
+            f" done={self._resolution.done}>"
         )
 
     @property
@@ -80,7 +84,9 @@ class TargetStream:
         try:
             return await self._next()
         except BaseException:
-            self._cancel()
+            # E.g. the caller was cancelled: stop the lookups, but keep the stream
+            # usable (iterating again sends the interrupted queries anew).
+            self._interrupt()
             raise
 
     async def _next(self) -> Target:
@@ -124,7 +130,10 @@ class TargetStream:
             room = self._max_concurrency - len(self._tasks)
             if room <= 0:
                 return
-            queries = resolution.needs(room)
+            if self._interrupted:
+                queries = [self._interrupted.popleft() for _ in range(room) if self._interrupted]
+            else:
+                queries = resolution.needs(room)
             if not queries:
                 return
             cached, known = self._cached, []
@@ -143,11 +152,14 @@ class TargetStream:
         if not self._tasks:
             raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
         remaining = self._deadline_at - asyncio.get_running_loop().time()
-        done: set[asyncio.Future[Answer]] = set()
         if remaining > 0:
             done, _ = await asyncio.wait(
                 self._tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
+        else:
+            # Answers that came while the caller was busy with earlier targets (e.g.
+            # pinging them) cost no waiting: use them; only pending lookups are dropped.
+            done = {task for task in self._tasks if task.done()}
         if not done:
             self._cancel()
             self._closed = True
@@ -155,19 +167,41 @@ class TargetStream:
                 log.warning("%s: deadline of %gs reached; ending", self.uri, self._deadline)
                 raise StopAsyncIteration
             raise LocateTimeoutError(self.uri, self._deadline, self._resolution.attempts)
+        if self._closed:  # aclose() ran (e.g. from Locator.aclose) while we waited
+            self._cancel()
+            if self._yielded:
+                raise StopAsyncIteration
+            raise NoTargetsError(self.uri, self._resolution.attempts, "the stream was closed")
         for task in done:
-            query = self._tasks.pop(task)
-            try:
-                answer = task.result()
-            except Exception as exc:  # a backend bug must not kill a SIP transaction
-                log.exception("backend failed on %s", query)
-                answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
-            self._resolution.feed(answer)
+            self._feed(self._tasks.pop(task), task)
+
+    def _feed(self, query: Query, task: asyncio.Future[Answer]) -> None:
+        try:
+            answer = task.result()
+        except Exception as exc:  # a backend bug must not kill a SIP transaction
+            log.exception("backend failed on %s", query)
+            answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
+        self._resolution.feed(answer)
+
+    def _interrupt(self) -> None:
+        """Cancel the lookups; keep answers already in and remember the others."""
+        if self._closed:
+            self._cancel()
+            return
+        for task, query in list(self._tasks.items()):
+            if task.done() and not task.cancelled():
+                del self._tasks[task]
+                self._feed(query, task)
+            else:
+                self._interrupted.append(query)
+        self._cancel()
 
     def _cancel(self) -> list[asyncio.Future[Answer]]:
         tasks = list(self._tasks)
         self._tasks.clear()
         for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" later
             task.cancel()
         return tasks
 

@@ -64,10 +64,7 @@ class SipUri:
 
     def param(self, name: str) -> str | None:
         """The value of parameter ``name`` (lower-cased where case is not significant)."""
-        for key, value in self.params:
-            if key == name:
-                return value
-        return None
+        return param_value(self.params, name)
 
     def __str__(self) -> str:
         text = f"{self.scheme}:"
@@ -76,11 +73,26 @@ class SipUri:
         text += f"[{self.host}]" if ":" in self.host else self.host
         if self.port is not None:
             text += f":{self.port}"
-        for key, value in self.params:
-            text += f";{key}" if value is None else f";{key}={value}"
+        text += params_text(self.params)
         if self.headers is not None:
             text += f"?{self.headers}"
         return text
+
+
+Params = tuple[tuple[str, str | None], ...]
+
+
+def param_value(params: Params, name: str) -> str | None:
+    """The value of the first parameter called ``name``; None if absent or valueless."""
+    for key, value in params:
+        if key == name:
+            return value
+    return None
+
+
+def params_text(params: Params) -> str:
+    """Parameters as written in a URI or header: ``;name`` or ``;name=value`` each."""
+    return "".join(f";{key}" if value is None else f";{key}={value}" for key, value in params)
 
 
 def numeric_host(host: str) -> IPAddress | None:
@@ -202,16 +214,18 @@ def parse_uri(text: str) -> SipUri:
             scheme, rest = candidate, stripped[match.end() :]
         elif not stripped[match.end() :].isdigit():
             raise InvalidUriError(text, f"unsupported scheme {candidate!r}")
-    rest, qmark, headers = rest.partition("?")
-    if qmark and not _HEADERS_RE.fullmatch(headers):
-        raise InvalidUriError(text, "bad URI headers")
     user: str | None = None
+    # "@" may appear nowhere after the userinfo, but the user may hold "?" and ";"
+    # (RFC 3261 §25.1 user-unreserved): split it off before headers and parameters.
     if "@" in rest:
         userinfo, _, rest = rest.rpartition("@")
         name, _, password = userinfo.partition(":")
         if not _USER_RE.fullmatch(name) or not _PASSWORD_RE.fullmatch(password):
             raise InvalidUriError(text, "bad user part")
         user = userinfo
+    rest, qmark, headers = rest.partition("?")
+    if qmark and not _HEADERS_RE.fullmatch(headers):
+        raise InvalidUriError(text, "bad URI headers")
     # The user part may hold ';' (telephone-subscriber), so split params after '@'.
     hostport, semi, raw_params = rest.partition(";")
     host, port = _split_hostport(text, hostport)

@@ -19,7 +19,7 @@ from asip_locate._errors import InvalidUriError, InvalidViaError
 from asip_locate._model import IPAddress, Target, Transport
 from asip_locate._options import LocateOptions
 from asip_locate._plan import Resolution, RngFactory, _Addresses, _Context, _Item, _Srv
-from asip_locate._uri import _check_host, _check_port, numeric_host
+from asip_locate._uri import _check_host, _check_port, numeric_host, param_value, params_text
 
 _MAX_LENGTH = 4096
 _MAX_VALUES = 16
@@ -81,16 +81,10 @@ class Via:
 
     def param(self, name: str) -> str | None:
         """The value of parameter ``name`` (lower case) as written, or None."""
-        for key, value in self.params:
-            if key == name:
-                return value
-        return None
+        return param_value(self.params, name)
 
     def __str__(self) -> str:
-        text = f"SIP/2.0/{self.transport.via_name} {self.sent_by}"
-        for key, value in self.params:
-            text += f";{key}" if value is None else f";{key}={value}"
-        return text
+        return f"SIP/2.0/{self.transport.via_name} {self.sent_by}{params_text(self.params)}"
 
 
 class _Scanner:

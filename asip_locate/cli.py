@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -21,6 +22,7 @@ from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
 from asip_locate._model import Query, Target, Transport
 from asip_locate._options import IpStrategy, LocateOptions
+from asip_locate._ping import Attempt, PingOptions, ping
 
 EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
 
@@ -196,6 +198,8 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ping"]:
+        return ping_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if (args.uri is None) == (args.via is None):
@@ -203,6 +207,93 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.via is not None and args.sips:
         parser.error("--sips applies to a URI, not to --via")
     return run_command(_run(args, sys.stdout))
+
+
+def _ping_parser() -> argparse.ArgumentParser:
+    # "resolve": this command's --timeout is per SIP attempt; DNS's becomes --dns-timeout.
+    parser = argparse.ArgumentParser(
+        prog="asip-locate ping",
+        description="Send SIP OPTIONS to each target of URI in RFC 3263 order until a "
+        "server answers (a final response other than 503).",
+        epilog="Exit status: 0 a server answered, 1 none did, 2 bad usage or bad URI.",
+        conflict_handler="resolve",
+    )
+    parser.add_argument("uri", help="SIP/SIPS URI, or host[:port]")
+    parser.add_argument(
+        "--sips", action="store_true", help="resolve as SIPS (the Request-URI is SIPS)"
+    )
+    add_lookup_options(parser)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds per OPTIONS attempt, connecting included (default 2)",
+    )
+    parser.add_argument(
+        "--dns-timeout",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds per DNS try (default 2)",
+    )
+    parser.add_argument(
+        "--t1",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="RFC 3261 T1: first UDP retransmission interval (default 0.5)",
+    )
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    parser.add_argument(
+        "--ca", type=Path, metavar="FILE", help="PEM file of CA certificates to trust for TLS"
+    )
+    return parser
+
+
+def print_attempt(number: int, attempt: Attempt, out: TextIO) -> None:
+    """One line per OPTIONS attempt: target, transport, outcome, timing."""
+    target = attempt.target
+    address = f"[{target.address}]" if target.address.version == 6 else target.address
+    endpoint = f"{address}:{target.port}"
+    out.write(
+        f"{number:>2}. {target.transport:<8} {endpoint:<24} {target.host:<20} "
+        f"{attempt.describe()}\n"
+    )
+    out.flush()
+
+
+async def _run_ping(args: argparse.Namespace, out: TextIO) -> int:
+    options = PingOptions(
+        timeout=args.timeout,
+        t1=args.t1,
+        t2=max(4.0, args.t1),
+        verify=not args.insecure,
+        cafile=str(args.ca) if args.ca is not None else None,
+    )
+    if args.ca is not None and not args.ca.is_file():
+        raise ValueError(f"--ca {args.ca}: no such file")
+    lookup = argparse.Namespace(**vars(args))
+    lookup.timeout = args.dns_timeout
+    counter = itertools.count(1)
+    async with lookup_locator(lookup) as locator:
+        attempts = await ping(
+            locator,
+            args.uri,
+            options,
+            as_sips=args.sips,
+            on_attempt=lambda attempt: print_attempt(next(counter), attempt, out),
+        )
+    if attempts and attempts[-1].answered:
+        return EXIT_FOUND
+    out.write(f"no server answered for {args.uri}\n")
+    return EXIT_NONE
+
+
+def ping_main(argv: Sequence[str]) -> int:
+    """``asip-locate ping URI``: OPTIONS each target until one answers."""
+    args = _ping_parser().parse_args(list(argv))
+    return run_command(_run_ping(args, sys.stdout))
 
 
 def run_command(command: Any) -> int:

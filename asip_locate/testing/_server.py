@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import cast
 
 from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
+from dnslib.label import DNSLabelError
 
 from asip_locate._model import normalize_name
 from asip_locate.testing._zone import Zone
@@ -18,6 +19,7 @@ from asip_locate.testing._zone import Zone
 log = logging.getLogger("asip_locate.testing")
 
 _UDP_LIMIT = 512  # RFC 1035 §4.2.1, raised by an EDNS0 OPT record (RFC 6891)
+_TCP_LIMIT = 65_535  # RFC 1035 §4.2.2: a two-octet length prefix
 
 
 @dataclass(slots=True)
@@ -180,15 +182,23 @@ class ZoneServer:
                 reply.add_answer(rr)
             for rr in result.authority:
                 reply.add_auth(rr)
-        packed = reply.pack()
+        try:
+            packed = reply.pack()
+        except (DNSError, DNSLabelError, struct.error, ValueError) as exc:
+            # Zone data no DNS message can carry (e.g. a name over 255 octets).
+            log.warning("ZoneServer: cannot encode the answer to %s %s: %s", name, qtype, exc)
+            failure = request.reply(ra=1, aa=1)
+            failure.header.rcode = RCODE.SERVFAIL
+            packed = failure.pack()
+        limit = _TCP_LIMIT
         if transport == "udp":
             limit = max([_UDP_LIMIT] + [rr.rclass for rr in request.ar if rr.rtype == QTYPE.OPT])
-            if (fault and fault.truncate) or len(packed) > limit:
-                # Keep the question: c-ares rejects replies that do not echo it.
-                truncated = DNSRecord(DNSHeader(id=reply.header.id, bitmap=reply.header.bitmap))
-                truncated.header.tc = 1
-                truncated.add_question(question)
-                packed = truncated.pack()
+        if (fault and fault.truncate and transport == "udp") or len(packed) > limit:
+            # Keep the question: c-ares rejects replies that do not echo it.
+            truncated = DNSRecord(DNSHeader(id=reply.header.id, bitmap=reply.header.bitmap))
+            truncated.header.tc = 1
+            truncated.add_question(question)
+            packed = truncated.pack()
         return packed, delay
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
