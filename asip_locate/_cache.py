@@ -156,14 +156,22 @@ class CachingBackend:
         answer = self.cached(query)
         if answer is not None:
             return answer
+        # The task belongs to the cache: cancelling this caller must not cancel it.
+        return await asyncio.shield(self.shared(query))
+
+    def shared(self, query: Query) -> asyncio.Future[Answer]:
+        """Join (or start) the cache's own query for ``query``, which is not cached.
+
+        The future belongs to the cache: wait for it (``asyncio.wait`` does not cancel
+        what it waits for), never cancel it. This spares a waiter the task and shield
+        that ``query`` costs, which matters when thousands of locates wait on one name.
+        """
         task = self._inflight.get(query)
         if task is None:
             self._misses += 1
-            task = self._start(query)
-        else:
-            self._coalesced += 1
-        # The task belongs to the cache: cancelling this caller must not cancel it.
-        return await asyncio.shield(task)
+            return self._start(query)
+        self._coalesced += 1
+        return task
 
     def info(self) -> CacheInfo:
         """Counters and size now."""

@@ -252,6 +252,7 @@ class _FailedStream(TargetStream):
         self.uri = uri
         self._error: NoTargetsError | None = error
         self._tasks = {}
+        self._owned = set()
         self._closed = False
 
     def __repr__(self) -> str:

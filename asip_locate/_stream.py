@@ -56,7 +56,14 @@ class TargetStream:
         self._ready: deque[Target] = deque()
         self._held_back: list[Target] = []
         self._seen: set[Endpoint] = set()
+        shared = getattr(backend, "shared", None)
+        self._shared: Callable[[Query], asyncio.Future[Answer]] | None = (
+            shared if callable(shared) else None
+        )
         self._tasks: dict[asyncio.Future[Answer], Query] = {}
+        """Every lookup waited for; those in ``_owned`` are this stream's to cancel, the
+        others belong to the cache (shared between streams)."""
+        self._owned: set[asyncio.Future[Answer]] = set()
         self._interrupted: deque[Query] = deque()
         self._yielded = 0
         self._closed = False
@@ -136,14 +143,17 @@ class TargetStream:
                 queries = resolution.needs(room)
             if not queries:
                 return
-            cached, known = self._cached, []
+            cached, shared, known = self._cached, self._shared, []
             for query in queries:
                 answer = cached(query) if cached else None
                 if answer is not None:
                     known.append(answer)
+                elif shared is not None:
+                    self._tasks[shared(query)] = query
                 else:
                     task = asyncio.ensure_future(self._backend.query(query))
                     self._tasks[task] = query
+                    self._owned.add(task)
             if known:
                 resolution.feed_all(known)
 
@@ -176,8 +186,11 @@ class TargetStream:
             self._feed(self._tasks.pop(task), task)
 
     def _feed(self, query: Query, task: asyncio.Future[Answer]) -> None:
+        self._owned.discard(task)
         try:
             answer = task.result()
+        except asyncio.CancelledError:  # a shared lookup ended by the cache's aclose()
+            answer = Answer(query, Status.ERROR, detail="lookup cancelled")
         except Exception as exc:  # a backend bug must not kill a SIP transaction
             log.exception("backend failed on %s", query)
             answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
@@ -197,8 +210,10 @@ class TargetStream:
         self._cancel()
 
     def _cancel(self) -> list[asyncio.Future[Answer]]:
-        tasks = list(self._tasks)
+        """Cancel this stream's own lookups and forget shared ones (the cache's)."""
+        tasks = list(self._owned)
         self._tasks.clear()
+        self._owned.clear()
         for task in tasks:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: no "exception was never retrieved" later
@@ -214,7 +229,7 @@ class TargetStream:
 
     def __del__(self) -> None:
         # Left without aclose (e.g. `break` out of a bare `async for`): cancel anyway.
-        if self._tasks:
+        if self._owned:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 self._cancel()
 
