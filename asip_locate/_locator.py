@@ -253,6 +253,7 @@ class _FailedStream(TargetStream):
         self._error: NoTargetsError | None = error
         self._tasks = {}
         self._owned = set()
+        self._waiter = None
         self._closed = False
 
     def __repr__(self) -> str:

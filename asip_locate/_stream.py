@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -64,6 +66,10 @@ class TargetStream:
         """Every lookup waited for; those in ``_owned`` are this stream's to cancel, the
         others belong to the cache (shared between streams)."""
         self._owned: set[asyncio.Future[Answer]] = set()
+        self._waiter: asyncio.Future[None] | None = None
+        # Lookups call back through a weak reference: a shared lookup outliving this
+        # stream must not keep it alive (its __del__ cancels what it owns).
+        self._on_done = functools.partial(_wake_stream, weakref.ref(self))
         self._interrupted: deque[Query] = deque()
         self._yielded = 0
         self._closed = False
@@ -149,10 +155,10 @@ class TargetStream:
                 if answer is not None:
                     known.append(answer)
                 elif shared is not None:
-                    self._tasks[shared(query)] = query
+                    self._track(shared(query), query)
                 else:
                     task = asyncio.ensure_future(self._backend.query(query))
-                    self._tasks[task] = query
+                    self._track(task, query)
                     self._owned.add(task)
             if known:
                 resolution.feed_all(known)
@@ -161,15 +167,28 @@ class TargetStream:
         assert self._deadline_at is not None
         if not self._tasks:
             raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
-        remaining = self._deadline_at - asyncio.get_running_loop().time()
-        if remaining > 0:
-            done, _ = await asyncio.wait(
-                self._tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-        else:
-            # Answers that came while the caller was busy with earlier targets (e.g.
-            # pinging them) cost no waiting: use them; only pending lookups are dropped.
-            done = {task for task in self._tasks if task.done()}
+        loop = asyncio.get_running_loop()
+        # Answers that came while the caller was busy with earlier targets (e.g. pinging
+        # them) cost no waiting: they are used even once the deadline has passed.
+        done = [task for task in self._tasks if task.done()]
+        while not done and not self._closed and loop.time() < self._deadline_at:
+            # A private waiter, woken by any of our lookups or by the deadline. Unlike
+            # asyncio.wait it leaves nothing to remove from lookups that thousands of
+            # streams share (each removal scans every other waiter's callback). A
+            # wake-up may find nothing new (a callback for an answer already taken).
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(self._deadline_at, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            done = [task for task in self._tasks if task.done()]
+        if self._closed:  # aclose() ran (e.g. from Locator.aclose) while we waited
+            self._cancel()
+            if self._yielded:
+                raise StopAsyncIteration
+            raise NoTargetsError(self.uri, self._resolution.attempts, "the stream was closed")
         if not done:
             self._cancel()
             self._closed = True
@@ -177,13 +196,12 @@ class TargetStream:
                 log.warning("%s: deadline of %gs reached; ending", self.uri, self._deadline)
                 raise StopAsyncIteration
             raise LocateTimeoutError(self.uri, self._deadline, self._resolution.attempts)
-        if self._closed:  # aclose() ran (e.g. from Locator.aclose) while we waited
-            self._cancel()
-            if self._yielded:
-                raise StopAsyncIteration
-            raise NoTargetsError(self.uri, self._resolution.attempts, "the stream was closed")
         for task in done:
             self._feed(self._tasks.pop(task), task)
+
+    def _track(self, future: asyncio.Future[Answer], query: Query) -> None:
+        self._tasks[future] = query
+        future.add_done_callback(self._on_done)
 
     def _feed(self, query: Query, task: asyncio.Future[Answer]) -> None:
         self._owned.discard(task)
@@ -214,6 +232,8 @@ class TargetStream:
         tasks = list(self._owned)
         self._tasks.clear()
         self._owned.clear()
+        if self._waiter is not None:
+            _wake(self._waiter)  # a next() waiting in another task ends now
         for task in tasks:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: no "exception was never retrieved" later
@@ -243,3 +263,14 @@ class TargetStream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _wake_stream(ref: weakref.ref[TargetStream], _future: asyncio.Future[Answer]) -> None:
+    stream = ref()
+    if stream is not None and stream._waiter is not None:
+        _wake(stream._waiter)
