@@ -165,3 +165,23 @@ async def test_concurrency_bound_is_respected() -> None:
         targets = await loc.resolve("sip:example.test")
     assert peak == 2
     assert len(targets) == 9
+
+
+async def test_answers_arriving_together_never_look_like_the_deadline() -> None:
+    # Many lookups finishing in one loop iteration wake the stream more than once; a
+    # wake-up that finds nothing new must not be taken for the deadline.
+    async with ZoneServer(DEMO_ZONE) as server:
+        options = LocateOptions(nameservers=(server.address,), deadline=5, cache_size=0)
+        async with Locator(options) as locator:
+            for _ in range(20):
+                targets = await locator.resolve("sip:example.test")
+                assert len(targets) == 9
+
+
+async def test_thousands_waiting_on_one_shared_lookup_all_get_targets() -> None:
+    backend = FakeBackend(DEMO_ZONE, latency=0.01)
+    async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+        results = await asyncio.gather(*(locator.resolve("sip:example.test") for _ in range(2000)))
+        assert {len(r) for r in results} == {9}
+        assert len(backend.calls) == len(set(backend.calls))  # one query per (name, type)
+        assert locator.cache_info().coalesced == 2000 * len(backend.calls) - len(backend.calls)
