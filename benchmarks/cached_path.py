@@ -58,7 +58,7 @@ async def _gen(items: list[Target]) -> AsyncIterator[Target]:
         yield item
 
 
-async def _best(op: Callable[[], Awaitable[object]], n: int, repeat: int) -> float:
+async def best_ns(op: Callable[[], Awaitable[object]], n: int, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter_ns()
@@ -91,7 +91,7 @@ async def measure(n: int = 20_000, repeat: int = 7, seed: int | None = None) -> 
 
         loop.set_task_factory(counting_factory)
         try:
-            resolve_ns = await _best(lambda: locator.resolve(URI), n, repeat)
+            resolve_ns = await best_ns(lambda: locator.resolve(URI), n, repeat)
         finally:
             loop.set_task_factory(default_factory)
         info = locator.cache_info()
@@ -100,7 +100,7 @@ async def measure(n: int = 20_000, repeat: int = 7, seed: int | None = None) -> 
         async def floor() -> list[Target]:
             return [t async for t in _gen(targets)]
 
-        floor_ns = await _best(floor, n, repeat)
+        floor_ns = await best_ns(floor, n, repeat)
     return Result(resolve_ns, floor_ns, created)
 
 

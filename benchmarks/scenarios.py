@@ -12,7 +12,7 @@ import gc
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from benchmarks._zone import (
     domain,
     queries,
 )
+from benchmarks.cached_path import best_ns
 
 RAW_RCVBUF = 4 << 20
 RUN_LIMIT = 120.0
@@ -351,16 +352,6 @@ class Cached:
         return self.resolve_ns / self.floor_ns
 
 
-async def _best_ns(op: Callable[[], Awaitable[object]], n: int, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            await op()
-        best = min(best, (time.perf_counter_ns() - start) / n)
-    return best
-
-
 async def cached_path(nameserver: str, domains: Domains, *, n: int, repeat: int) -> Cached:
     """Scenario 3: a fully cached ``resolve()`` of one bench domain (answers first
     fetched from the real server) against ``[t async for t in gen()]`` over a
@@ -369,7 +360,7 @@ async def cached_path(nameserver: str, domains: Domains, *, n: int, repeat: int)
     async with Locator(_options((nameserver,), seed=1)) as locator:
         targets = await locator.resolve(uri)
         info = locator.cache_info()
-        resolve_ns = await _best_ns(lambda: locator.resolve(uri), n, repeat)
+        resolve_ns = await best_ns(lambda: locator.resolve(uri), n, repeat)
         after = locator.cache_info()
         if after.misses != info.misses:
             raise RuntimeError(f"cached path missed the cache: {info} -> {after}")
@@ -381,7 +372,7 @@ async def cached_path(nameserver: str, domains: Domains, *, n: int, repeat: int)
     async def floor() -> list[object]:
         return [t async for t in gen()]
 
-    floor_ns = await _best_ns(floor, n, repeat)
+    floor_ns = await best_ns(floor, n, repeat)
     return Cached("bench domain, answers from the server", len(targets), resolve_ns, floor_ns)
 
 

@@ -26,7 +26,7 @@ from asip_locate import (
     RType,
     Status,
 )
-from asip_locate.testing import FakeBackend, ZoneServer
+from asip_locate.testing import FakeBackend, FakeClock, ZoneServer
 
 ZONE = """\
 example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 900 1209600 300
@@ -41,19 +41,6 @@ NO_SOA_ZONE = "host.nosoa.test. 60 IN A 127.0.0.6\n"
 
 A = RType.A
 AAAA = RType.AAAA
-
-
-class FakeClock:
-    """Monotonic seconds that move only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Gate:

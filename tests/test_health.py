@@ -25,7 +25,7 @@ from asip_locate import (
     Transport,
 )
 from asip_locate.cli import explain
-from asip_locate.testing import FakeBackend, ZoneServer
+from asip_locate.testing import FakeBackend, FakeClock, ZoneServer
 
 ZONE = """\
 $TTL 300
@@ -53,19 +53,6 @@ multi.pool.test. IN AAAA ::1
 
 URI = "sip:alice@example.test"
 A, B, C = "127.0.0.11", "127.0.0.12", "127.0.0.13"
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make(clock: FakeClock, backend: Any = None, **options: Any) -> Locator:
