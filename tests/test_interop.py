@@ -21,7 +21,7 @@ from tests.servers import (
     running_stack,
     zones_from_lines,
 )
-from tests.vectors import URI_CASES, VIA_CASES, check, options
+from tests.vectors import URI_CASES, VIA_CASES, check, resolve_case
 
 pytestmark = pytest.mark.servers
 
@@ -67,14 +67,7 @@ def serve(stack: Stack, text: str) -> None:
 @pytest.mark.parametrize("case", URI_CASES, ids=[c["id"] for c in URI_CASES])
 async def test_vector_through_unbound_and_nsd(stack: Stack, case: dict[str, Any]) -> None:
     serve(stack, "\n".join(case["zone"]))
-    opts = options(case, nameservers=(stack.address,), timeout=2.0, tries=2)
-    async with Locator(opts) as locator:
-        try:
-            targets = await locator.resolve(
-                case["input"]["uri"], as_sips=case["client"]["resolve_as_sips"]
-            )
-        except NoTargetsError:
-            targets = []
+    targets = await resolve_case(case, stack.address, timeout=2.0, tries=2)
     check(targets, case["expected"])
 
 

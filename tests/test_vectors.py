@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from asip_locate import Locator, NoTargetsError, Target, parse_uri
+from asip_locate import NoTargetsError, Target, parse_uri
 from asip_locate._plan import plan_request
 from asip_locate.testing import Zone, ZoneServer
-from tests.vectors import URI_CASES, check, options, zone_text
+from tests.vectors import URI_CASES, check, options, resolve_case, zone_text
 
 IDS = [c["id"] for c in URI_CASES]
 
@@ -50,13 +50,6 @@ def test_pure_core(case: dict[str, Any], seed: int) -> None:
 @pytest.mark.parametrize("case", URI_CASES, ids=IDS)
 async def test_end_to_end_over_aiodns(case: dict[str, Any]) -> None:
     async with ZoneServer(zone_text(case)) as server:
-        opts = options(case, nameservers=(server.address,), timeout=1.0, tries=1)
-        async with Locator(opts) as locator:
-            try:
-                targets = await locator.resolve(
-                    case["input"]["uri"], as_sips=case["client"]["resolve_as_sips"]
-                )
-            except NoTargetsError:
-                targets = []
+        targets = await resolve_case(case, server.address, timeout=1.0, tries=1)
     check(targets, case["expected"])
     assert all(q.transport == "udp" for q in server.log)

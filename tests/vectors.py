@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from asip_locate import IpStrategy, LocateOptions, Target
+from asip_locate import IpStrategy, LocateOptions, Locator, NoTargetsError, Target
 
 PATH = Path(__file__).with_name("rfc3263-vectors.json")
 CASES: list[dict[str, Any]] = json.loads(PATH.read_text())
@@ -93,3 +93,14 @@ def check(targets: list[Target], expected: dict[str, Any]) -> None:
             assert target.tls_name == expected["tls_identity"], target
     alternatives = expected.get("alternatives", [expected])
     assert any(_match(keys, alt) for alt in alternatives), f"got {keys}"
+
+
+async def resolve_case(case: dict[str, Any], nameserver: str, **extra: Any) -> list[Target]:
+    """Resolve a URI case through a real Locator asking ``nameserver``; [] if none."""
+    async with Locator(options(case, nameservers=(nameserver,), **extra)) as locator:
+        try:
+            return await locator.resolve(
+                case["input"]["uri"], as_sips=case["client"]["resolve_as_sips"]
+            )
+        except NoTargetsError:
+            return []
