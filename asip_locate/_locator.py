@@ -116,7 +116,7 @@ class Locator:
                 prefer=self._sticky.preferred(key) if sticky else None,
             )
         except NoTargetsError as exc:
-            return _failed_stream(uri, exc)
+            return _FailedStream(uri, exc)
         return self._open_stream(uri, resolution, key if sticky else None)
 
     async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
@@ -264,7 +264,3 @@ class _FailedStream(TargetStream):
         if error is None:
             raise StopAsyncIteration
         raise error
-
-
-def _failed_stream(uri: str, error: NoTargetsError) -> TargetStream:
-    return _FailedStream(uri, error)

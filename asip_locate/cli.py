@@ -15,8 +15,6 @@ from typing import Any, TextIO
 from asip_locate._errors import (
     InvalidUriError,
     LocateError,
-    LocateTimeoutError,
-    NoTargetsError,
 )
 from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
@@ -303,10 +301,7 @@ def run_command(command: Any) -> int:
     except InvalidUriError as exc:
         print(f"asip-locate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (NoTargetsError, LocateTimeoutError) as exc:
-        print(f"asip-locate: {exc}", file=sys.stderr)
-        return EXIT_NONE
-    except LocateError as exc:
+    except LocateError as exc:  # NoTargetsError, LocateTimeoutError, ...
         print(f"asip-locate: {exc}", file=sys.stderr)
         return EXIT_NONE
     except (OSError, ValueError) as exc:
