@@ -20,6 +20,7 @@ from asip_locate._health import EndpointHealth
 from asip_locate._locator import Locator
 from asip_locate._model import (
     Answer,
+    Discarded,
     Endpoint,
     FailureReason,
     NaptrRecord,
@@ -32,6 +33,7 @@ from asip_locate._model import (
 )
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
 from asip_locate._ping import Attempt, Outcome, PingOptions, ping, send_options, tls_context
+from asip_locate._policy import global_only, is_special_destination
 from asip_locate._stream import TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via
@@ -45,6 +47,7 @@ __all__ = [
     "CacheInfo",
     "CachedLookup",
     "CachingBackend",
+    "Discarded",
     "DnsBackend",
     "Endpoint",
     "EndpointHealth",
@@ -72,6 +75,8 @@ __all__ = [
     "UnsupportedTransportError",
     "Via",
     "__version__",
+    "global_only",
+    "is_special_destination",
     "parse_uri",
     "parse_via",
     "ping",

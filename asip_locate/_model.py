@@ -120,6 +120,8 @@ class Status(StrEnum):
     SERVFAIL = "SERVFAIL"
     REFUSED = "REFUSED"
     TIMEOUT = "TIMEOUT"
+    UNREACHABLE = "UNREACHABLE"
+    """No nameserver could be reached (e.g. ICMP port unreachable: connection refused)."""
     ERROR = "ERROR"
 
     @property
@@ -202,12 +204,34 @@ class Answer:
     cnames: tuple[str, ...] = ()
     detail: str = ""
     stale: bool = False
+    additional: tuple[Answer, ...] = ()
+    """For an SRV answer: A/AAAA answers built from the reply's additional section
+    (RFC 2782), one per (target, type), each owned by a target named in this answer.
+    Lower rank than answer-section data (RFC 2181 §5.4.1)."""
 
     def __str__(self) -> str:
         if self.status is Status.NOERROR:
             return f"{self.query}: {len(self.records)} record(s)"
         detail = f" ({self.detail})" if self.detail else ""
         return f"{self.query}: {self.status}{detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """A record the planner did not use, and why (for ``--explain`` and debugging).
+
+    Attributes:
+        query: The query whose answer held the record.
+        record: The record in zone-file text (or a summary such as "12 more records").
+        why: Why it was not used, e.g. "port 0" or "unsupported transport sctp".
+    """
+
+    query: Query
+    record: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.query}: {self.record} ({self.why})"
 
 
 class Endpoint(NamedTuple):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from asip_locate._model import Transport
+from asip_locate._model import IPAddress, Transport
 
 
 class IpStrategy(StrEnum):
@@ -153,6 +153,12 @@ class LocateOptions:
     """Seconds a target that succeeded is preferred among equals (same SRV priority,
     or same-family addresses of one host) in later locates of the same URI
     (default 0: off)."""
+
+    address_filter: Callable[[IPAddress], bool] | None = None
+    """Called with every address learned from DNS (A/AAAA, additional data included);
+    False drops it. Default None: keep every address except the special ones that are
+    always refused (unspecified, limited broadcast, multicast). ``global_only`` refuses
+    loopback, private and link-local addresses too."""
 
     @property
     def supported(self) -> tuple[Transport, ...]:

@@ -19,6 +19,7 @@ from asip_locate._errors import UnsupportedTransportError
 from asip_locate._model import (
     NAPTR_SERVICES,
     Answer,
+    Discarded,
     IPAddress,
     NaptrRecord,
     Query,
@@ -30,6 +31,7 @@ from asip_locate._model import (
 )
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
 from asip_locate._order import Rng, address_order, naptr_order, srv_order
+from asip_locate._policy import is_special_destination
 from asip_locate._uri import SipUri, numeric_host
 
 log = logging.getLogger("asip_locate")
@@ -52,6 +54,23 @@ class _Context:
     """Why branches ended without targets, for NoTargetsError messages."""
     prefer: Target | None = None
     """A target to put first among its equals (stickiness); see ``plan_request``."""
+    discarded: list[Discarded] = field(default_factory=list)
+    """Records not used, and why (``Resolution.discarded``)."""
+
+    def discard(self, query: Query, record: object, why: str) -> None:
+        log.debug("%s: skipping %s (%s)", query, record, why)
+        self.discarded.append(Discarded(query, str(record), why))
+
+    def usable_address(self, query: Query, address: IPAddress) -> bool:
+        """The destination policy for an address learned from DNS (see ``_policy``)."""
+        if is_special_destination(address):
+            self.discard(query, address, "special address (unspecified/broadcast/multicast)")
+            return False
+        check = self.options.address_filter
+        if check is not None and not check(address):
+            self.discard(query, address, "refused by address_filter")
+            return False
+        return True
 
     def in_domain(self, name: str) -> bool:
         return not self.options.stay_in_domain or (
@@ -62,6 +81,9 @@ class _Context:
         limit = self.options.max_records
         if len(records) > limit:
             log.warning("%s: using %d of %d records", query, limit, len(records))
+            self.discarded.append(
+                Discarded(query, f"{len(records) - limit} more record(s)", "over max_records")
+            )
             return records[:limit]
         return records
 
@@ -144,7 +166,9 @@ class _Addresses(_Branch):
                 (record, answer)
                 for record in ctx.capped(answer.records, query)
                 # RFC 7984 §3.1: records of a family we did not ask for are unusable.
-                if isinstance(record, IPAddress) and record.version == version
+                if isinstance(record, IPAddress)
+                and record.version == version
+                and ctx.usable_address(query, record)
             ]
         ordered = address_order(
             found[6],
@@ -214,15 +238,16 @@ class _Srv(_Branch):
         stale = self.stale or answer.stale
         if all(not r.target for r in records):
             ctx.notes.append(f"{query}: service not available (target '.')")
+            ctx.discard(query, records[0], "service not available (target '.')")
             return []
         usable = []
         for record in records:
             if not record.target:
                 continue  # RFC 2782: "." = decidedly not available; mixed: ignore it
             if record.port == 0:
-                log.info("%s: skipping %s (port 0)", query, record)
+                ctx.discard(query, record, "port 0")
             elif not ctx.in_domain(record.target):
-                log.info("%s: skipping %s (outside %s)", query, record, ctx.domain)
+                ctx.discard(query, record, f"outside {ctx.domain}")
             else:
                 usable.append(record)
         ordered = _prefer_srv(srv_order(usable, ctx.rng_for(self.name)), self.transport, ctx)
@@ -335,7 +360,7 @@ def _naptr_transport(record: NaptrRecord, query: Query, ctx: _Context) -> Transp
     elif not ctx.in_domain(record.replacement):
         why = f"a replacement outside {ctx.domain}"
     if why:
-        log.debug("%s: skipping %s (%s)", query, record, why)
+        ctx.discard(query, record, why)
         return None
     return transport
 
@@ -385,6 +410,11 @@ class Resolution:
     def reason(self) -> str | None:
         """Why branches ended without targets, beyond the DNS answers themselves."""
         return "; ".join(filter(None, [self._reason, *self._ctx.notes])) or None
+
+    @property
+    def discarded(self) -> tuple[Discarded, ...]:
+        """Records seen but not used, and why, in the order they were met."""
+        return tuple(self._ctx.discarded)
 
     @property
     def done(self) -> bool:

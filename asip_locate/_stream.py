@@ -13,7 +13,7 @@ from types import TracebackType
 
 from asip_locate._backend import DnsBackend
 from asip_locate._errors import LocateTimeoutError, NoTargetsError
-from asip_locate._model import Answer, Endpoint, Query, Status, Target
+from asip_locate._model import Answer, Discarded, Endpoint, Query, Status, Target
 from asip_locate._plan import Resolution
 
 log = logging.getLogger("asip_locate")
@@ -85,6 +85,11 @@ class TargetStream:
     def attempts(self) -> tuple[Answer, ...]:
         """Every DNS answer this stream has used so far."""
         return self._resolution.attempts
+
+    @property
+    def discarded(self) -> tuple[Discarded, ...]:
+        """Records this stream's answers held but the planner did not use, and why."""
+        return self._resolution.discarded
 
     def __aiter__(self) -> TargetStream:
         return self
