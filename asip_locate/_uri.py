@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from asip_locate._errors import InvalidUriError
 from asip_locate._model import IPAddress, normalize_name
+from asip_locate._policy import literal_refusal
 
 # RFC 3261 §25.1 character classes.
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
@@ -22,6 +23,16 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
 _IPV4_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _MAX_NAME = 253
+# Registered URI schemes (IANA) whose "scheme:digits" form would otherwise read as a
+# bare host:port: "tel:911" is a telephone number (RFC 3966), never host "tel".
+# fmt: off
+_OTHER_SCHEMES = frozenset({
+    "about", "callto", "cid", "data", "dns", "fax", "file", "ftp", "geo", "h323", "http",
+    "https", "iax", "im", "info", "ldap", "mailto", "mid", "modem", "msrp", "msrps", "news",
+    "nfs", "pres", "rtsp", "rtsps", "sms", "tag", "tel", "telnet", "tip", "urn", "ws",
+    "wss", "xmpp",
+})
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,10 @@ def _check_host(text: str, host: str) -> str:
     if host.startswith("["):
         if not host.endswith("]"):
             raise InvalidUriError(text, f"unterminated IPv6 reference {host!r}")
+        if "%" in host:
+            # RFC 3261 §25.1 IPv6reference has no zone ID (RFC 6874 is for http only);
+            # a zone would also break the lower-case host invariant.
+            raise InvalidUriError(text, f"IPv6 zone identifiers are not allowed: {host!r}")
         try:
             return ipaddress.IPv6Address(host[1:-1]).compressed
         except ValueError:
@@ -184,8 +199,8 @@ def _parse_params(text: str, raw: str) -> tuple[tuple[str, str | None], ...]:
                 raise InvalidUriError(text, f"bad transport value {value!r}")
             value = value.lower()
         elif key == "maddr" and eq:
-            _check_host(text, value)
-            value = value.lower()
+            host = _check_host(text, value)
+            value = f"[{host}]" if ":" in host else host
         elif key in ("transport", "maddr"):
             raise InvalidUriError(text, f"URI parameter {key!r} needs a value")
         params.append((key, value if eq else None))
@@ -194,6 +209,11 @@ def _parse_params(text: str, raw: str) -> tuple[tuple[str, str | None], ...]:
 
 def parse_uri(text: str) -> SipUri:
     """Parse a SIP or SIPS URI, or a bare ``host`` / ``host:port`` (taken as sip:).
+
+    Refused: other schemes (``tel:911`` is a telephone number, not host ``tel``);
+    IPv6 zone identifiers (``[fe80::1%eth0]``, ``%25`` too); unspecified, 0.0.0.0/8,
+    limited-broadcast and multicast host literals (IPv4-mapped forms included); such
+    ``maddr`` literals too, except IPv4 multicast over UDP (see ``_policy``).
 
     Raises:
         InvalidUriError: the text is not such a URI; the message names the reason.
@@ -212,7 +232,7 @@ def parse_uri(text: str) -> SipUri:
         candidate = match.group(1).lower()
         if candidate in ("sip", "sips"):
             scheme, rest = candidate, stripped[match.end() :]
-        elif not stripped[match.end() :].isdigit():
+        elif candidate in _OTHER_SCHEMES or not stripped[match.end() :].isdigit():
             raise InvalidUriError(text, f"unsupported scheme {candidate!r}")
     user: str | None = None
     # "@" may appear nowhere after the userinfo, but the user may hold "?" and ";"
@@ -230,4 +250,27 @@ def parse_uri(text: str) -> SipUri:
     hostport, semi, raw_params = rest.partition(";")
     host, port = _split_hostport(text, hostport)
     params = _parse_params(text, raw_params) if semi else ()
-    return SipUri(scheme, host, port, user, params, headers if qmark else None)
+    uri = SipUri(scheme, host, port, user, params, headers if qmark else None)
+    _check_destinations(text, uri)
+    return uri
+
+
+def _check_destinations(text: str, uri: SipUri) -> None:
+    """The destination policy for literals (``_policy.literal_refusal``)."""
+    address = numeric_host(uri.host)
+    reason = None if address is None else literal_refusal(address)
+    if reason is not None:
+        raise InvalidUriError(text, f"host {reason}")
+    maddr = uri.maddr
+    address = None if maddr is None else numeric_host(maddr)
+    if address is None:
+        return
+    reason = literal_refusal(address, maddr=True)
+    if reason is not None:
+        raise InvalidUriError(text, f"maddr {reason}")
+    # RFC 3261 §18.1.1, §19.1.1: SIP multicast is UDP (ttl is "the time-to-live
+    # value of the UDP multicast packet"); SIPS needs TLS, which multicast cannot do.
+    if address.is_multicast and (uri.secure or uri.transport not in (None, "udp")):
+        raise InvalidUriError(
+            text, f"multicast maddr {address} needs sip: over UDP (RFC 3261 §18.1.1)"
+        )

@@ -16,6 +16,7 @@ from asip_locate import (
     SipUri,
     SrvRecord,
     Via,
+    is_special_destination,
     parse_uri,
     parse_via,
 )
@@ -77,6 +78,14 @@ hostnames = st.builds(
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).map(lambda a: f"[{a.exploded if a.packed[0] % 2 else a}]")
 hosts = st.one_of(hostnames, ipv4, ipv6)
+# URIs refuse unspecified, broadcast and multicast literals (asip_locate._policy).
+uri_ipv4 = st.ip_addresses(v=4).filter(lambda a: not is_special_destination(a)).map(str)
+uri_ipv6 = (
+    st.ip_addresses(v=6)
+    .filter(lambda a: not is_special_destination(a))
+    .map(lambda a: f"[{a.exploded if a.packed[0] % 2 else a}]")
+)
+uri_hosts = st.one_of(hostnames, uri_ipv4, uri_ipv6)
 users = st.from_regex(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2}){1,12}", fullmatch=True)
 passwords = st.from_regex(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2}){0,8}", fullmatch=True)
 param_names = st.from_regex(r"[a-z][a-z0-9\-]{0,8}", fullmatch=True).filter(
@@ -100,14 +109,14 @@ def sip_uris(draw: st.DrawFn) -> str:
         if draw(st.booleans()):
             text += ":" + draw(passwords)
         text += "@"
-    text += draw(hosts)
+    text += draw(uri_hosts)
     if draw(st.booleans()):
         text += f":{draw(st.integers(1, 65535))}"
     names = draw(st.lists(param_names, max_size=3, unique=True))
     special = draw(
         st.lists(
             st.sampled_from(["transport=UDP", "transport=tcp", "transport=tls", "transport=x-y"])
-            | st.builds(lambda h: f"maddr={h}", st.one_of(hostnames, ipv4)),
+            | st.builds(lambda h: f"maddr={h}", st.one_of(hostnames, uri_ipv4)),
             max_size=1,
         )
     )
