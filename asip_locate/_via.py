@@ -19,6 +19,7 @@ from asip_locate._errors import InvalidUriError, InvalidViaError
 from asip_locate._model import IPAddress, Target, Transport
 from asip_locate._options import LocateOptions
 from asip_locate._plan import Resolution, RngFactory, _Addresses, _Context, _Item, _Srv
+from asip_locate._policy import literal_refusal
 from asip_locate._uri import _check_host, _check_port, numeric_host, param_value, params_text
 
 _MAX_LENGTH = 4096
@@ -358,8 +359,11 @@ def plan_response(via: Via, options: LocateOptions, rng_for: RngFactory) -> Reso
       no SRV record exists A/AAAA at the default port (RFC 3263 §5 is silent; this is
       RFC 2782's own fallback). NAPTR is never used.
 
-    Every target uses the Via transport, whatever ``options.transports`` says (the
-    request arrived over it). TLS-based targets carry ``tls_name`` = the sent-by host.
+    Unspecified, broadcast and multicast ``received`` and sent-by addresses, and such
+    ``maddr`` literals other than IPv4 multicast, are ignored as if absent (the
+    destination policy of ``_policy``); an IPv4 multicast maddr is kept (RFC 3261
+    §18.2.2). Every target uses the Via transport, whatever ``options.transports``
+    says (the request arrived over it). TLS-based targets carry ``tls_name`` = the sent-by host.
     Literal addresses of a family ``options.ip_strategy`` excludes are skipped.
     """
     transport = via.transport
@@ -375,22 +379,35 @@ def plan_response(via: Via, options: LocateOptions, rng_for: RngFactory) -> Reso
         else:
             skipped.append(f"{host}: IPv{address.version}, but ip_strategy is {strategy}")
 
+    def refused(address: IPAddress, what: str, *, maddr: bool = False) -> bool:
+        # The destination policy (_policy): such a value is ignored, as if absent.
+        reason = literal_refusal(address, maddr=maddr)
+        if reason is not None:
+            skipped.append(f"{what} ignored: {reason}")
+        return reason is not None
+
     # sent-by port, or the default port: 5060 for UDP, as §18.2.2 says for maddr/received.
     port = via.port or transport.default_port
+    received = via.received
+    if received is not None and refused(received, "received"):
+        received = None
     if not transport.is_reliable:
         if via.maddr is not None:
             maddr = numeric_host(via.maddr)
-            if maddr is not None:
-                literal(maddr, port, via.maddr)
-            else:
+            if maddr is None:
                 items.append(_Addresses(via.maddr, port, transport))
-        if via.received is not None and via.rport is not None and via.rport is not True:
-            literal(via.received, via.rport, str(via.received))
-    if via.received is not None:
-        literal(via.received, port, str(via.received))
+            elif not refused(maddr, "maddr", maddr=True):
+                # An IPv4 multicast maddr is kept: §18.2.2 says the response MUST go
+                # there, with the TTL of ``Via.multicast_ttl`` (see _policy).
+                literal(maddr, port, via.maddr)
+        if received is not None and via.rport is not None and via.rport is not True:
+            literal(received, via.rport, str(received))
+    if received is not None:
+        literal(received, port, str(received))
     address = numeric_host(via.host)
     if address is not None:
-        literal(address, port, via.host)
+        if not refused(address, "sent-by"):
+            literal(address, port, via.host)
     elif via.port is not None:
         items.append(_Addresses(via.host, via.port, transport))
     else:
