@@ -31,7 +31,7 @@ from asip_locate._model import (
     Target,
     Transport,
 )
-from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
+from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy, parse_nameserver
 from asip_locate._ping import Attempt, Outcome, PingOptions, ping, send_options, tls_context
 from asip_locate._policy import global_only, is_special_destination
 from asip_locate._stream import TargetStream
@@ -77,6 +77,7 @@ __all__ = [
     "__version__",
     "global_only",
     "is_special_destination",
+    "parse_nameserver",
     "parse_uri",
     "parse_via",
     "ping",

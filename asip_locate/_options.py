@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
 
 from asip_locate._model import IPAddress, Transport
+
+IpStrategyName = Literal["ipv4_only", "ipv6_only", "prefer_ipv4", "prefer_ipv6"]
+"""The string values ``LocateOptions(ip_strategy=...)`` accepts (type-checked)."""
+
+SipsPolicyName = Literal["naptr", "srv"]
+"""The string values ``LocateOptions(sips_policy=...)`` accepts (type-checked)."""
+
+MAX_SECONDS = 86_400.0
+"""Upper bound of ``timeout`` and ``deadline`` (one day)."""
+
+MAX_TTL = 2**31 - 1
+"""Upper bound of TTL-like fields: RFC 2181 §8's TTL range."""
+
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+_BRACKETED_RE = re.compile(r"\[([^\]]*)\](?::(.*))?")
 
 
 class IpStrategy(StrEnum):
@@ -44,11 +63,79 @@ class SipsPolicy(StrEnum):
     SRV = "srv"
 
 
-def _transports(values: Iterable[Transport | str]) -> tuple[Transport, ...]:
+def parse_nameserver(text: str) -> tuple[str, int | None]:
+    """Split a nameserver given as "ip", "ip:port" or "[ipv6]:port" into (ip, port).
+
+    The ip comes back normalized (IPv6 compressed, lower case); port is None when
+    absent. A bare IPv6 address is taken whole (use brackets to add a port).
+
+    Raises:
+        ValueError: anything else, naming the text: names, zone identifiers
+            (``fe80::1%eth0``), ports outside 1-65535, commas or spaces.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"nameserver {text!r}: expected a string")
+    value = text.strip()
+    if (
+        not value
+        or not value.isascii()
+        or not value.isprintable()
+        or any(c in value for c in " ,\t")
+    ):
+        raise ValueError(f"nameserver {text!r}: expected ip, ip:port or [ipv6]:port")
+    if "%" in value:
+        raise ValueError(f"nameserver {text!r}: IPv6 zone identifiers are not supported")
+    host, port = value, None
+    bracketed = _BRACKETED_RE.fullmatch(value)
+    if bracketed:
+        host, port = bracketed.group(1), bracketed.group(2)
+        try:
+            address: IPAddress = ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"nameserver {text!r}: {host!r} is not an IPv6 address") from None
+    else:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            host, colon, port = value.rpartition(":")
+            if not colon or ":" in host:
+                raise ValueError(
+                    f"nameserver {text!r}: expected ip, ip:port or [ipv6]:port"
+                ) from None
+            try:
+                address = ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(f"nameserver {text!r}: {host!r} is not an IP address") from None
+    if port is None:
+        return str(address), None
+    if not _PORT_RE.fullmatch(port) or not 0 < int(port) <= 65535:
+        raise ValueError(f"nameserver {text!r}: port {port!r} is not in 1-65535")
+    return str(address), int(port)
+
+
+def _nameservers(values: object) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, Iterable):
+        raise ValueError(f"LocateOptions.nameservers must be a sequence of strings, not {values!r}")
+    result = tuple(values)
+    for value in result:
+        try:
+            parse_nameserver(value)
+        except ValueError as exc:
+            raise ValueError(f"LocateOptions.nameservers: {exc}") from None
+    return tuple(value.strip() for value in result)
+
+
+def _transports(values: object) -> tuple[Transport, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, Iterable):
+        raise ValueError(f"LocateOptions.transports must be a sequence, not {values!r}")
     result: list[Transport] = []
     for value in values:
         try:
-            transport = Transport(str(value).lower())
+            transport = Transport(value.lower() if isinstance(value, str) else value)
         except ValueError:
             known = ", ".join(t.value for t in Transport)
             raise ValueError(
@@ -61,6 +148,49 @@ def _transports(values: Iterable[Transport | str]) -> tuple[Transport, ...]:
     return tuple(result)
 
 
+def _choice(name: str, kind: type[IpStrategy] | type[SipsPolicy], value: object) -> Any:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        try:
+            return kind(value.lower())
+        except ValueError:
+            pass
+    known = ", ".join(item.value for item in kind)
+    raise ValueError(f"LocateOptions.{name} {value!r} is not one of {known}")
+
+
+def _seconds(name: str, value: object, low: float, high: float, *, low_open: bool) -> None:
+    """``value`` must be a finite real number in the range, bools refused."""
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and value <= high
+    )
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(
+            f"LocateOptions.{name} must be a finite number of seconds in "
+            f"{bracket}{_number(low)}, {_number(high)}], not {value!r}"
+        )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _integer(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"LocateOptions.{name} must be an integer in {low}-{high}, not {value!r}")
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"LocateOptions.{name} must be True or False, not {value!r}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocateOptions:
     """How a Locator queries DNS and orders targets. Change copies with ``replace``."""
@@ -68,23 +198,25 @@ class LocateOptions:
     nameservers: tuple[str, ...] = ()
     """DNS servers as "ip", "ip:port" or "[ipv6]:port". Default (): the system's."""
 
-    transports: Sequence[Transport | str] = (Transport.UDP, Transport.TCP, Transport.TLS)
-    """Transports the caller supports, most preferred first; strings such as "tcp" are
-    accepted and stored as a tuple of Transport (read it typed as ``supported``).
+    transports: tuple[Transport, ...] = (Transport.UDP, Transport.TCP, Transport.TLS)
+    """Transports the caller supports, most preferred first; strings such as "tcp" (any
+    case, or one string alone) are accepted and stored as a tuple of Transport.
 
     Default udp, tcp, tls. NAPTR services of other transports are discarded, and with
     no NAPTR this order decides which SRV transport comes first (RFC 3263 §4.1).
     """
 
     ip_strategy: IpStrategy = IpStrategy.PREFER_IPV6
-    """Default PREFER_IPV6: RFC 6724's default policy ranks IPv6 above IPv4, and
+    """Also given as its string value ("ipv4_only"); stored as IpStrategy. Default
+    PREFER_IPV6: RFC 6724's default policy ranks IPv6 above IPv4, and
     RFC 7984 §3.1 asks dual-stack clients to use both families."""
 
     use_naptr: bool = True
     """Default True: do the RFC 3263 §4.1 NAPTR step (a SHOULD)."""
 
     sips_policy: SipsPolicy = SipsPolicy.NAPTR
-    """Default NAPTR (RFC 3263). SRV skips NAPTR for SIPS URIs."""
+    """Default NAPTR (RFC 3263). SRV skips NAPTR for SIPS URIs. Also given as "naptr"
+    or "srv"; stored as SipsPolicy."""
 
     stay_in_domain: bool = False
     """Default False. True refuses NAPTR replacements and SRV targets outside the URI's
@@ -160,32 +292,80 @@ class LocateOptions:
     always refused (unspecified, limited broadcast, multicast). ``global_only`` refuses
     loopback, private and link-local addresses too."""
 
+    if TYPE_CHECKING:
+        # What the constructor accepts: as the fields, plus the string forms that
+        # __post_init__ normalizes. tests/test_options.py checks it matches the fields.
+        def __init__(
+            self,
+            *,
+            nameservers: Sequence[str] = ...,
+            transports: Sequence[Transport | str] = ...,
+            ip_strategy: IpStrategy | IpStrategyName = ...,
+            use_naptr: bool = ...,
+            sips_policy: SipsPolicy | SipsPolicyName = ...,
+            stay_in_domain: bool = ...,
+            cross_naptr_orders: bool = ...,
+            seed: int | None = ...,
+            timeout: float = ...,
+            tries: int = ...,
+            deadline: float = ...,
+            max_concurrency: int = ...,
+            max_queries: int = ...,
+            max_records: int = ...,
+            cache_size: int = ...,
+            min_ttl: int = ...,
+            max_ttl: int = ...,
+            negative_ttl: int = ...,
+            stale_ttl: float = ...,
+            refresh_ahead: float = ...,
+            failure_hold: float = ...,
+            health_size: int = ...,
+            sticky_for: float = ...,
+            address_filter: Callable[[IPAddress], bool] | None = ...,
+        ) -> None: ...
+
     @property
     def supported(self) -> tuple[Transport, ...]:
-        """``transports`` as the normalized tuple of Transport."""
-        return self.transports  # type: ignore[return-value]  # normalized in __post_init__
+        """``transports`` (kept for code written when it was loosely typed)."""
+        return self.transports
 
     def __post_init__(self) -> None:
+        """Normalize the string forms and validate every field (ValueError names it)."""
+        object.__setattr__(self, "nameservers", _nameservers(self.nameservers))
         object.__setattr__(self, "transports", _transports(self.transports))
-        object.__setattr__(self, "ip_strategy", IpStrategy(self.ip_strategy))
-        object.__setattr__(self, "sips_policy", SipsPolicy(self.sips_policy))
-        object.__setattr__(self, "nameservers", tuple(self.nameservers))
-        for name in ("timeout", "deadline"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"LocateOptions.{name} must be > 0")
-        for name in ("tries", "max_concurrency", "max_queries", "max_records"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LocateOptions.{name} must be >= 1")
-        for name in ("failure_hold", "sticky_for"):
-            value = getattr(self, name)
-            if not 0 <= value < float("inf"):
-                raise ValueError(f"LocateOptions.{name} must be a finite number >= 0")
-        if self.health_size < 0:
-            raise ValueError("LocateOptions.health_size must be >= 0")
-        if not 0 <= self.min_ttl <= self.max_ttl:
-            raise ValueError("LocateOptions needs 0 <= min_ttl <= max_ttl")
-        for name in ("cache_size", "negative_ttl", "stale_ttl"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"LocateOptions.{name} must be >= 0")
-        if not 0 <= self.refresh_ahead < 1:
-            raise ValueError("LocateOptions.refresh_ahead must be >= 0 and < 1")
+        object.__setattr__(
+            self, "ip_strategy", _choice("ip_strategy", IpStrategy, self.ip_strategy)
+        )
+        object.__setattr__(
+            self, "sips_policy", _choice("sips_policy", SipsPolicy, self.sips_policy)
+        )
+        for name in ("use_naptr", "stay_in_domain", "cross_naptr_orders"):
+            _flag(name, getattr(self, name))
+        seed: object = self.seed
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"LocateOptions.seed must be an integer or None, not {seed!r}")
+        # c-ares keeps the per-try timeout in integer milliseconds (>= 1 ms).
+        _seconds("timeout", self.timeout, 0.001, MAX_SECONDS, low_open=False)
+        _seconds("deadline", self.deadline, 0, MAX_SECONDS, low_open=True)
+        _integer("tries", self.tries, 1, 100)
+        _integer("max_concurrency", self.max_concurrency, 1, 100_000)
+        _integer("max_queries", self.max_queries, 1, 1_000_000)
+        _integer("max_records", self.max_records, 1, 65_535)  # a DNS message's ANCOUNT
+        _integer("cache_size", self.cache_size, 0, 100_000_000)
+        _integer("health_size", self.health_size, 0, 100_000_000)
+        for name in ("min_ttl", "max_ttl", "negative_ttl"):
+            _integer(name, getattr(self, name), 0, MAX_TTL)
+        if self.min_ttl > self.max_ttl:
+            raise ValueError(
+                f"LocateOptions needs min_ttl <= max_ttl, not {self.min_ttl} > {self.max_ttl}"
+            )
+        for name in ("stale_ttl", "failure_hold", "sticky_for"):
+            _seconds(name, getattr(self, name), 0, MAX_TTL, low_open=False)
+        value: object = self.refresh_ahead
+        if not (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1):
+            raise ValueError(f"LocateOptions.refresh_ahead must be in [0, 1), not {value!r}")
+        check: object = self.address_filter
+        if check is not None and not callable(check):
+            raise ValueError(
+                f"LocateOptions.address_filter must be callable or None, not {check!r}"
+            )
