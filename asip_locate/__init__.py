@@ -34,6 +34,7 @@ from asip_locate._model import (
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy, parse_nameserver
 from asip_locate._ping import Attempt, Outcome, PingOptions, ping, send_options, tls_context
 from asip_locate._policy import global_only, is_special_destination
+from asip_locate._sip import parse_retry_after
 from asip_locate._stream import TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via
@@ -78,6 +79,7 @@ __all__ = [
     "global_only",
     "is_special_destination",
     "parse_nameserver",
+    "parse_retry_after",
     "parse_uri",
     "parse_via",
     "ping",

@@ -101,17 +101,38 @@ class OptionsRequest:
 
 
 def request_uri_for(uri: str) -> str:
-    """The Request-URI for pinging ``uri``: scheme added, URI headers dropped.
+    """The Request-URI for pinging ``uri``: the URI as given, minus what §19.1.5 strips.
 
-    RFC 3261 §19.1.5 forbids ``?headers`` in a Request-URI. A bare ``host[:port]``
+    RFC 3261 §19.1.5 (and the §19.1.1 table): the ``method`` parameter and the
+    ``?headers`` are not placed in a Request-URI; every other parameter is kept as
+    written. Both are found after the user part only: a ``?`` or ``;`` inside the
+    user part (RFC 3261 §25.1 user-unreserved) stays intact. A bare ``host[:port]``
     becomes ``sip:host[:port]``. Raises InvalidUriError for what parse_uri refuses.
     """
     parsed = parse_uri(uri)
-    text = uri.strip().partition("?")[0]
+    text = uri.strip()
     scheme, colon, rest = text.partition(":")
-    if colon and scheme.lower() == parsed.scheme:
-        return f"{parsed.scheme}:{rest}"
-    return f"{parsed.scheme}:{text}"
+    if not (colon and scheme.lower() == parsed.scheme and parsed.scheme in ("sip", "sips")):
+        rest = text  # a bare host[:port]: parse_uri took it as sip:
+    userinfo, at, hostpart = rest.rpartition("@")  # parse_uri allows no "@" after it
+    hostpart = hostpart.partition("?")[0]
+    hostport, *params = hostpart.split(";")
+    kept = [param for param in params if param.partition("=")[0].lower() != "method"]
+    return f"{parsed.scheme}:{userinfo}{at}{';'.join([hostport, *kept])}"
+
+
+def parse_retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header value (RFC 3261 §20.33), or None.
+
+    ``120 (in a meeting);duration=3600`` gives 120.0: the comment and parameters are
+    ignored. Values beyond ``MAX_RETRY_AFTER`` are clamped to it. Anything that is not
+    delta-seconds (an HTTP date, a negative or fractional number, text) gives None:
+    the header is only advice.
+    """
+    match = _RETRY_AFTER_RE.fullmatch(value.strip(" \t"))
+    if not match:
+        return None
+    return float(min(int(match.group(1)), MAX_RETRY_AFTER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +215,7 @@ class SipResponse:
         ignored; an unreadable value counts as absent (the header is only advice).
         """
         found = self.values("retry-after")
-        if not found:
-            return None
-        match = _RETRY_AFTER_RE.fullmatch(found[0])
-        if not match:
-            return None
-        return float(min(int(match.group(1)), MAX_RETRY_AFTER))
+        return parse_retry_after(found[0]) if found else None
 
     def matches(self, request: OptionsRequest) -> bool:
         """True when this answers ``request`` (RFC 3261 §17.1.3 and §18.1.2).

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asip_locate import InvalidUriError, Transport
+from asip_locate import InvalidUriError, Transport, parse_retry_after, parse_uri
 from asip_locate._sip import (
     MAX_HEADERS,
     OptionsRequest,
@@ -97,8 +97,19 @@ def test_options_request_refuses_bad_fields(field: str, value: object) -> None:
         ("example.test:5070", "sip:example.test:5070"),
         ("SIP:alice@example.test;transport=tcp", "sip:alice@example.test;transport=tcp"),
         ("sips:example.test?subject=x", "sips:example.test"),
+        ("localhost:5060", "sip:localhost:5060"),
+        ("[::1]:5070", "sip:[::1]:5070"),
+        # RFC 3261 §25.1: "?" and ";" are user-unreserved; the user part stays intact.
+        ("sip:al?ce@example.test", "sip:al?ce@example.test"),
+        ("sip:a?b=c@example.test?subject=x", "sip:a?b=c@example.test"),
+        ("sip:+1-555;npdi;rn=x@gw.test;user=phone?a=b", "sip:+1-555;npdi;rn=x@gw.test;user=phone"),
+        # §19.1.5: method is not placed in the Request-URI; unknown parameters are.
+        ("sip:b@example.test;method=INVITE;lr;x-y=z", "sip:b@example.test;lr;x-y=z"),
+        ("sip:b@example.test;METHOD=REGISTER?x=y", "sip:b@example.test"),
+        ("sip:method=x@e.test;maddr=192.0.2.1;ttl=1", "sip:method=x@e.test;maddr=192.0.2.1;ttl=1"),
+        ("SIPS:Bob:pw@E.TEST:5061;Transport=TCP", "sips:Bob:pw@E.TEST:5061;Transport=TCP"),
     ],
-)
+)  # fmt: skip
 def test_request_uri_for(uri: str, expected: str) -> None:
     assert request_uri_for(uri) == expected
 
@@ -139,6 +150,46 @@ def test_compact_forms_folding_and_leading_crlf() -> None:
 def test_retry_after(value: str, expected: float | None) -> None:
     parsed = parse_datagram(response("503 Busy", extra=f"Retry-After: {value}\r\n"))
     assert parsed.retry_after == expected
+    assert parse_retry_after(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120 (in a meeting);duration=3600", 120.0),
+        (" 5 ", 5.0),
+        ("300 (a (nested) comment)", 300.0),
+        ("-1", None),
+        ("1.5", None),
+        ("Fri, 04 Dec 2026 19:00:00 GMT", None),  # RFC 2616 dates are not SIP's
+        ("", None),
+        ("10 ;", 10.0),
+    ],
+)
+def test_parse_retry_after(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value)
+    assert seconds is None or 0 <= seconds <= 2**31 - 1
+
+
+@given(
+    st.from_regex(
+        r"sip:[a-z?;=]{1,8}@[a-z]{1,8}\.test(;[a-z]{1,6}=[a-z]{1,4}){0,3}", fullmatch=True
+    )
+)
+def test_request_uri_keeps_the_user_part(uri: str) -> None:
+    try:
+        parsed = parse_uri(uri)
+    except InvalidUriError:
+        return
+    request_uri = request_uri_for(uri)
+    assert parse_uri(request_uri).user == parsed.user
+    assert request_uri.startswith(uri.split("@")[0] + "@")
+    assert "method" not in [name for name, _ in parse_uri(request_uri).params]
 
 
 @pytest.mark.parametrize(
