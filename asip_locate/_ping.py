@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import ssl
@@ -31,7 +32,12 @@ from asip_locate._stream import TargetStream
 log = logging.getLogger("asip_locate")
 
 MAX_MESSAGES = 32
-"""Responses read in one attempt before giving up on it (provisional or stray ones)."""
+"""Responses of the attempt's own transaction (provisional ones) read before giving up;
+on a stream, messages of any kind. Discarded UDP datagrams do not count: the timeout
+bounds them."""
+
+MAX_TIMEOUT = 86_400.0
+"""Upper bound of ``PingOptions`` times (one day)."""
 
 _PINGABLE = frozenset({Transport.UDP, Transport.TCP, Transport.TLS})
 
@@ -48,7 +54,8 @@ class Outcome(StrEnum):
     TRANSPORT = "transport"
     """Connection refused or reset, ICMP error, TLS handshake or certificate failure."""
     MALFORMED = "malformed"
-    """The server sent something that is not an acceptable SIP response."""
+    """The server sent something that is not an acceptable SIP response: on a stream
+    at once; over UDP when the timeout passed with only unparseable datagrams."""
     SKIPPED = "skipped"
     """The transport is one ping does not speak (SCTP, WebSocket)."""
 
@@ -72,6 +79,8 @@ class PingOptions:
             each retransmission up to ``t2`` (§17.1.2.2). Default 0.5 (the RFC's).
         t2: RFC 3261 T2, the retransmission interval cap (default 4).
         verify: Verify TLS certificates (chain, then RFC 5922 identity). Default True.
+            False (``insecure``) turns every check off; each TLS attempt made so is
+            marked ``Attempt.insecure``.
         cafile: PEM file of CA certificates to trust; None uses the system's.
     """
 
@@ -81,9 +90,28 @@ class PingOptions:
     verify: bool = True
     cafile: str | None = None
 
+    @property
+    def insecure(self) -> bool:
+        """True when TLS certificate checks are off (``verify=False``)."""
+        return not self.verify
+
     def __post_init__(self) -> None:
-        if not (self.timeout > 0 and self.t1 > 0 and self.t2 >= self.t1):
-            raise ValueError("PingOptions needs timeout > 0 and 0 < t1 <= t2")
+        for name in ("timeout", "t1", "t2"):
+            value: object = getattr(self, name)
+            if not (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and 0 < value <= MAX_TIMEOUT
+            ):
+                raise ValueError(
+                    f"PingOptions.{name} must be a finite number of seconds in "
+                    f"(0, {MAX_TIMEOUT:g}], not {value!r}"
+                )
+        if self.t2 < self.t1:
+            raise ValueError(f"PingOptions needs t1 <= t2, not {self.t1!r} > {self.t2!r}")
+        if not isinstance(self.verify, bool):
+            raise ValueError(f"PingOptions.verify must be True or False, not {self.verify!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +127,12 @@ class Attempt:
         elapsed: Seconds the whole attempt took, connection set-up included.
         sends: UDP transmissions (1 plus retransmissions); 1 on TCP/TLS once sent.
         detail: A human-readable reason for failures and skips.
+        discarded: Messages received and ignored while waiting: unparseable UDP
+            datagrams, and responses of another transaction (Via branch, Call-ID or
+            CSeq not the request's, RFC 3261 §17.1.3, §18.1.2).
+        insecure: True for a TLS attempt made without certificate checks
+            (``PingOptions.verify=False``, or a ``context`` that verifies nothing):
+            the server was not authenticated.
     """
 
     target: Target
@@ -108,6 +142,8 @@ class Attempt:
     elapsed: float = 0.0
     sends: int = 0
     detail: str = ""
+    discarded: int = 0
+    insecure: bool = False
 
     @property
     def answered(self) -> bool:
@@ -145,6 +181,10 @@ class Attempt:
             text += f"  after {self.elapsed * 1000:.1f} ms"
         if self.sends > 1:
             text += f"  ({self.sends} sends)"
+        if self.discarded:
+            text += f"  ({self.discarded} discarded)"
+        if self.insecure:
+            text += "  (certificate not checked)"
         return text
 
 
@@ -231,9 +271,11 @@ async def send_options(
             else:
                 if target.transport is Transport.TLS and context is None:
                     context = tls_context(options)
+                if target.transport is Transport.TLS and context is not None:
+                    run.insecure = context.verify_mode == ssl.CERT_NONE
                 await run.stream(context if target.transport is Transport.TLS else None)
     except TimeoutError:
-        run.finish(Outcome.TIMEOUT, f"no final response within {options.timeout:g}s")
+        run.timed_out()
     except ssl.SSLCertVerificationError as exc:
         run.finish(Outcome.TRANSPORT, f"TLS: certificate verify failed: {exc.verify_message}")
     except ssl.SSLError as exc:
@@ -267,6 +309,12 @@ class _Run:
         self.detail = ""
         self.response: SipResponse | None = None
         self.rtt: float | None = None
+        self.insecure = False
+        self.discarded = 0
+        self.unparseable: str | None = None
+        """Why the last unreadable message was discarded."""
+        self.heard = False
+        """True once a response of this transaction came (the server speaks SIP)."""
 
     def finish(self, outcome: Outcome, detail: str = "") -> None:
         if self.outcome is None:
@@ -279,6 +327,18 @@ class _Run:
         outcome = Outcome.UNAVAILABLE if response.status == 503 else Outcome.ANSWERED
         self.finish(outcome)
 
+    def timed_out(self) -> None:
+        within = f"within {self.options.timeout:g}s"
+        if self.unparseable is not None and not self.heard:
+            self.finish(
+                Outcome.MALFORMED,
+                f"no valid response {within}; {self.discarded} discarded, last: {self.unparseable}",
+            )
+        elif self.discarded:
+            self.finish(Outcome.TIMEOUT, f"no final response {within} ({self.discarded} discarded)")
+        else:
+            self.finish(Outcome.TIMEOUT, f"no final response {within}")
+
     def result(self, now: float) -> Attempt:
         outcome = self.outcome or Outcome.TIMEOUT
         return Attempt(
@@ -289,13 +349,31 @@ class _Run:
             now - self.started,
             self.sends,
             self.detail,
+            self.discarded,
+            self.insecure,
         )
 
-    def _accept(self, response: SipResponse, request: OptionsRequest) -> bool:
-        """True when ``response`` ends the transaction (a matching final response)."""
-        if not response.matches(request):
-            log.debug("%s: discarding a response of another transaction", self.target)
-            return False
+    def _discard(self, why: str, *, unreadable: bool = True) -> None:
+        self.discarded += 1
+        if unreadable:
+            self.unparseable = why
+        log.debug("%s: discarding a message: %s", self.target, why)
+
+    def _accept(self, response: SipResponse, request: OptionsRequest) -> bool | None:
+        """Whether ``response`` ends the transaction.
+
+        True for a matching final response, False for a matching provisional one,
+        None when it was discarded (unreadable headers, another transaction).
+        """
+        try:
+            matches = response.matches(request)
+        except SipMessageError as exc:  # e.g. no Call-ID, a bad CSeq or Via
+            self._discard(str(exc))
+            return None
+        if not matches:
+            self._discard("a response of another transaction", unreadable=False)
+            return None
+        self.heard = True
         if not response.is_final:
             return False  # provisional: the transaction goes on (RFC 3261 §17.1.2.2)
         self.final(response)
@@ -314,7 +392,8 @@ class _Run:
             data = request.encode()
             interval = self.options.t1
             next_send = loop.time()
-            for _ in range(MAX_MESSAGES):
+            provisional = 0
+            while provisional < MAX_MESSAGES:
                 while True:
                     now = loop.time()
                     if now >= next_send:
@@ -330,10 +409,18 @@ class _Run:
                             break
                 if isinstance(item, OSError):
                     raise item  # ICMP port unreachable and the like (RFC 3263 §4.3)
-                response = parse_datagram(item)
-                if self._accept(response, request):
+                try:
+                    response = parse_datagram(item)
+                except SipMessageError as exc:
+                    # Not SIP, or not a response we can read: drop it and keep waiting
+                    # for the real one (RFC 3261 §18.1.2 discards what it cannot use).
+                    self._discard(str(exc))
+                    continue
+                accepted = self._accept(response, request)
+                if accepted:
                     return
-                if response.matches(request):
+                if accepted is False:
+                    provisional += 1
                     interval = self.options.t2  # Proceeding: retransmit every T2
             raise SipMessageError(f"more than {MAX_MESSAGES} responses without a final one")
         finally:

@@ -8,11 +8,16 @@ send provisionals).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import math
 import re
+import shutil
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +101,7 @@ async def test_udp_provisional_then_final_and_stray_responses() -> None:
 
 
 async def test_udp_garbage_is_a_failed_attempt() -> None:
+    # Only garbage until the timeout: the server is there but speaks no SIP.
     server, port = await udp_responder(lambda request: [b"SIP/2.0 2OO OK\r\n\r\n"])
     try:
         attempt = await send_options(target(Transport.UDP, "127.0.0.1", port), "a.test", FAST)
@@ -105,6 +111,178 @@ async def test_udp_garbage_is_a_failed_attempt() -> None:
     assert attempt.outcome is Outcome.MALFORMED
     assert attempt.failure_reason is FailureReason.OTHER
     assert "status line" in attempt.detail
+    assert 1 <= attempt.discarded <= attempt.sends  # one garbage datagram per send
+    assert f"{attempt.discarded} discarded" in attempt.detail
+
+
+GARBAGE = [
+    b"\x00\xff not SIP at all",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\n\r\n",  # no Call-ID
+]
+
+
+def other_transaction(request: bytes) -> bytes:
+    return reply_to(request.replace(b"Call-ID: ", b"Call-ID: other-"), "200 Not Yours")
+
+
+async def test_udp_garbage_before_a_valid_200_is_discarded_and_counted() -> None:
+    server, port = await udp_responder(
+        lambda request: [*GARBAGE, other_transaction(request), reply_to(request, "200 OK")]
+    )
+    try:
+        attempt = await send_options(target(Transport.UDP, "127.0.0.1", port), "a.test", FAST)
+    finally:
+        assert server.transport is not None
+        server.transport.close()
+    assert (attempt.outcome, attempt.status, attempt.failure_reason) == (
+        Outcome.ANSWERED,
+        200,
+        None,
+    )
+    assert attempt.discarded == 4
+    assert attempt.describe().endswith("(4 discarded)")
+    assert attempt.insecure is False
+
+
+async def test_udp_keeps_waiting_past_garbage_across_retransmissions() -> None:
+    requests: list[bytes] = []
+
+    def answer(request: bytes) -> list[bytes]:
+        requests.append(request)
+        # The first transmission gets only garbage; the retransmission the real 200.
+        return [GARBAGE[0]] if len(requests) == 1 else [reply_to(request, "200 OK")]
+
+    server, port = await udp_responder(answer)
+    try:
+        attempt = await send_options(target(Transport.UDP, "127.0.0.1", port), "a.test", FAST)
+    finally:
+        assert server.transport is not None
+        server.transport.close()
+    assert attempt.outcome is Outcome.ANSWERED
+    assert attempt.sends >= 2
+    assert attempt.discarded == 1
+
+
+async def test_udp_other_transactions_only_is_a_timeout() -> None:
+    server, port = await udp_responder(lambda request: [other_transaction(request)])
+    try:
+        attempt = await send_options(
+            target(Transport.UDP, "127.0.0.1", port), "a.test", PingOptions(timeout=0.3, t1=0.05)
+        )
+    finally:
+        assert server.transport is not None
+        server.transport.close()
+    assert attempt.outcome is Outcome.TIMEOUT
+    assert 1 <= attempt.discarded <= attempt.sends
+    assert f"({attempt.discarded} discarded)" in attempt.detail
+
+
+async def test_a_stray_datagram_does_not_mark_a_healthy_server_failed() -> None:
+    server, port = await udp_responder(lambda request: [GARBAGE[0], reply_to(request, "200 OK")])
+    try:
+        async with Locator(LocateOptions(nameservers=("127.0.0.1:9",))) as real:
+            recording = Recording(real)
+            attempts = await ping(recording, f"sip:127.0.0.1:{port}", FAST)
+            health = real.health()
+    finally:
+        assert server.transport is not None
+        server.transport.close()
+    assert [(a.outcome, a.discarded) for a in attempts] == [(Outcome.ANSWERED, 1)]
+    assert recording.failures == []
+    assert [str(t.address) for t in recording.successes] == ["127.0.0.1"]
+    assert health == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "request_uri"),
+    [
+        # RFC 3261 §25.1: "?" is user-unreserved; the user part goes out intact.
+        ("sip:al?ce@127.0.0.1:{port}", "sip:al?ce@127.0.0.1:{port}"),
+        ("sip:a?b=c@127.0.0.1:{port}?subject=x", "sip:a?b=c@127.0.0.1:{port}"),
+        # RFC 3261 §19.1.5: method and headers are stripped; other parameters stay.
+        (
+            "sip:bob@127.0.0.1:{port};method=INVITE;lr;x-y=z?priority=urgent",
+            "sip:bob@127.0.0.1:{port};lr;x-y=z",
+        ),
+    ],
+)
+async def test_request_uri_on_the_wire(uri: str, request_uri: str) -> None:
+    server, port = await udp_responder(lambda request: [reply_to(request, "200 OK")])
+    try:
+        attempt = await send_options(
+            target(Transport.UDP, "127.0.0.1", port), uri.format(port=port), FAST
+        )
+    finally:
+        assert server.transport is not None
+        server.transport.close()
+    assert attempt.outcome is Outcome.ANSWERED
+    head = server.received[0].decode().split("\r\n")
+    assert head[0] == f"OPTIONS {request_uri.format(port=port)} SIP/2.0"
+    assert f"To: <{request_uri.format(port=port)}>" in head
+
+
+async def test_tcp_discards_responses_of_another_transaction() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        writer.write(other_transaction(request) + reply_to(request, "200 OK"))
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        attempt = await send_options(target(Transport.TCP, "127.0.0.1", port), "a.test", FAST)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (attempt.outcome, attempt.status, attempt.discarded) == (Outcome.ANSWERED, 200, 1)
+
+
+@pytest.fixture(scope="module")
+def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A CA and a certificate for example.test (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        if IN_CI:
+            pytest.fail("openssl is missing")
+        pytest.skip("openssl is missing")
+    pki = Pki(tmp_path_factory.mktemp("pki"))
+    cert, key = pki.issue("example.test")
+    return pki.ca, cert, key
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_insecure_tls_attempts_are_marked(
+    tls_pki: tuple[Path, Path, Path], verify: bool
+) -> None:
+    ca, cert, key = tls_pki
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            request = await reader.readuntil(b"\r\n\r\n")
+            writer.write(reply_to(request, "200 OK"))
+            await writer.drain()
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    options = PingOptions(timeout=2.0, verify=verify, cafile=str(ca))
+    assert options.insecure is not verify
+    try:
+        where = target(Transport.TLS, "127.0.0.1", port, tls_name="example.test")
+        attempt = await send_options(where, "sips:example.test", options)
+        plain = await send_options(target(Transport.UDP, "127.0.0.1", 9), "a.test", options)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert attempt.outcome is Outcome.ANSWERED, attempt.detail
+    assert attempt.insecure is not verify
+    assert attempt.describe().endswith("(certificate not checked)") is not verify
+    assert plain.insecure is False  # no certificate to check on UDP
 
 
 async def test_tcp_without_content_length_and_closed_connections() -> None:
@@ -137,11 +315,21 @@ async def test_ws_and_sctp_targets_are_skipped() -> None:
         assert attempt.describe().startswith(f"skipped: {transport} is not a transport")
 
 
-def test_ping_options_are_checked() -> None:
-    with pytest.raises(ValueError):
-        PingOptions(timeout=0)
-    with pytest.raises(ValueError):
-        PingOptions(t1=5, t2=4)
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timeout": 0}, "PingOptions.timeout"),
+        ({"timeout": math.inf}, "not inf"),
+        ({"timeout": 1e300}, "not 1e+300"),
+        ({"t1": math.nan}, "PingOptions.t1"),
+        ({"t2": -1}, "PingOptions.t2"),
+        ({"t1": 5, "t2": 4}, "t1 <= t2"),
+        ({"verify": "no"}, "PingOptions.verify"),
+    ],
+)
+def test_ping_options_are_checked(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PingOptions(**fields)
 
 
 def test_ping_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -315,6 +503,8 @@ async def test_tls_untrusted_ca_fails_and_insecure_skips_checks(
     assert [a.outcome for a in untrusted] == [Outcome.TRANSPORT] * 2
     assert "certificate verify failed" in untrusted[0].detail.lower()
     assert where(insecure) == [("tls", BADCERT, Outcome.ANSWERED, 200)]
+    assert [a.insecure for a in untrusted] == [False, False]
+    assert [a.insecure for a in insecure] == [True]
 
 
 @pytest.mark.servers
