@@ -178,14 +178,14 @@ class Worker:
 async def _worker(url: str, namespace: str) -> None:
     import ipaddress
 
-    from asip_locate import Endpoint, LocateOptions, Locator, Transport
+    from asip_locate import Endpoint, IpStrategy, LocateOptions, Locator, Transport
     from asip_locate.redis import RedisHealthStore
     from asip_locate.testing import FakeBackend
 
     def endpoint(address: str) -> Endpoint:
         return Endpoint(Transport.UDP, ipaddress.ip_address(address), 5060)
 
-    options = LocateOptions(transports=("udp",), ip_strategy="ipv4_only", seed=7)
+    options = LocateOptions(transports=("udp",), ip_strategy=IpStrategy.IPV4_ONLY, seed=7)
     store = RedisHealthStore(url, namespace=namespace, timeout=0.5, reconnect_max=0.5)
     locator = Locator(options, backend=FakeBackend(ZONE), health_store=store)
     loop = asyncio.get_running_loop()
