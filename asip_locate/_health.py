@@ -19,7 +19,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from asip_locate._model import Endpoint, FailureReason, Target
 
@@ -78,6 +78,7 @@ def _check_seconds(name: str, value: float) -> float:
     return float(value)
 
 
+@runtime_checkable
 class HealthStore(Protocol):
     """Where a Locator keeps endpoint health: ``Locator(health_store=...)``.
 
@@ -221,7 +222,7 @@ class HealthTable:
             self._expiry.clear()
             self._frozen = None
         else:
-            self.report_success(endpoint)
+            HealthTable.report_success(self, endpoint)  # not a subclass' (no second report)
 
     def apply(self, entry: EndpointHealth) -> None:
         """Set ``entry`` as its endpoint's state as given (a mirror of shared state).
