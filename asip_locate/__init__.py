@@ -16,7 +16,7 @@ from asip_locate._errors import (
     NoTargetsError,
     UnsupportedTransportError,
 )
-from asip_locate._health import EndpointHealth
+from asip_locate._health import EndpointHealth, HealthStore
 from asip_locate._locator import Locator
 from asip_locate._model import (
     Answer,
@@ -53,6 +53,7 @@ __all__ = [
     "Endpoint",
     "EndpointHealth",
     "FailureReason",
+    "HealthStore",
     "InvalidUriError",
     "InvalidViaError",
     "IpStrategy",

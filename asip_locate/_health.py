@@ -19,6 +19,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from asip_locate._model import Endpoint, FailureReason, Target
 
@@ -77,6 +78,52 @@ def _check_seconds(name: str, value: float) -> float:
     return float(value)
 
 
+@runtime_checkable
+class HealthStore(Protocol):
+    """Where a Locator keeps endpoint health: ``Locator(health_store=...)``.
+
+    The default is the in-memory HealthTable of the Locator's own process;
+    ``asip_locate.redis.RedisHealthStore`` shares the state across processes. Every
+    method but ``start`` and ``aclose`` runs on a locate's or a report's path, so
+    none may block or do I/O: a store that shares state keeps a local mirror and
+    writes in the background. ``Locator.aclose()`` closes the store it was given.
+    """
+
+    def bind(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
+        """Take the Locator's ``health_size``, ``failure_hold`` and clock (once)."""
+        ...
+
+    def snapshot(self) -> frozenset[Endpoint]:
+        """The endpoints demoted now, frozen; called by every locate (keep it cheap)."""
+        ...
+
+    def report_failure(
+        self, endpoint: Endpoint, reason: FailureReason, retry_after: float | None = None
+    ) -> EndpointHealth | None:
+        """Demote ``endpoint`` (never shortening a hold in force); its new state."""
+        ...
+
+    def report_success(self, endpoint: Endpoint) -> None:
+        """Forget any demotion of ``endpoint``."""
+        ...
+
+    def entries(self) -> list[EndpointHealth]:
+        """Demotions in force now, least recently updated first."""
+        ...
+
+    def clear(self, endpoint: Endpoint | None = None) -> None:
+        """Forget ``endpoint``'s demotion, or every demotion when None."""
+        ...
+
+    async def start(self) -> None:
+        """Start any background work (idempotent; ``bind`` may already have)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work and release connections; leaves no task behind."""
+        ...
+
+
 class HealthTable:
     """Demoted endpoints with their expiry; least recently updated dropped first.
 
@@ -88,11 +135,7 @@ class HealthTable:
     """
 
     def __init__(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
-        if size < 0:
-            raise ValueError(f"LocateOptions.health_size must be >= 0, got {size!r}")
-        self.size = size
-        self.hold = _check_seconds("LocateOptions.failure_hold", hold)
-        self._clock = clock
+        HealthTable.bind(self, size=size, hold=hold, clock=clock)  # not a subclass' bind
         self._entries: OrderedDict[Endpoint, EndpointHealth] = OrderedDict()
         # The same keys in a plain set: copying it into a frozenset reuses the stored
         # hashes, where hashing an Endpoint again runs Python code (Enum, ipaddress).
@@ -104,6 +147,20 @@ class HealthTable:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def bind(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
+        """Set the bound, the default hold and the clock (HealthStore protocol)."""
+        if size < 0:
+            raise ValueError(f"LocateOptions.health_size must be >= 0, got {size!r}")
+        self.size = size
+        self.hold = _check_seconds("LocateOptions.failure_hold", hold)
+        self._clock = clock
+
+    async def start(self) -> None:
+        """Nothing to start: the table lives in memory."""
+
+    async def aclose(self) -> None:
+        """Nothing to close: the table lives in memory."""
 
     def report_failure(
         self,
@@ -165,7 +222,50 @@ class HealthTable:
             self._expiry.clear()
             self._frozen = None
         else:
-            self.report_success(endpoint)
+            HealthTable.report_success(self, endpoint)  # not a subclass' (no second report)
+
+    def apply(self, entry: EndpointHealth) -> None:
+        """Set ``entry`` as its endpoint's state as given (a mirror of shared state).
+
+        Unlike ``report_failure`` the state replaces the old one (it may end earlier):
+        the source of truth has already merged the reports. Expired entries are
+        dropped; the bound applies as usual.
+        """
+        if not self.size:
+            return
+        now = self._clock()
+        self._expire(now)
+        endpoint = entry.endpoint
+        old = self._entries.pop(endpoint, None)
+        if entry.until <= now:
+            if old is not None:
+                self._demoted.discard(endpoint)
+                self._frozen = None
+            return
+        self._entries[endpoint] = entry
+        if old is None:
+            self._demoted.add(endpoint)
+            self._frozen = None
+        if old is None or entry.until != old.until:
+            heapq.heappush(self._expiry, (entry.until, next(self._sequence), endpoint))
+        while len(self._entries) > self.size:
+            dropped, _ = self._entries.popitem(last=False)
+            self._demoted.discard(dropped)
+            self._frozen = None
+        if len(self._expiry) > 2 * len(self._entries) + 64:
+            self._expiry = [(e.until, next(self._sequence), ep) for ep, e in self._entries.items()]
+            heapq.heapify(self._expiry)
+
+    def discard(self, endpoint: Endpoint | None = None) -> None:
+        """Forget ``endpoint`` (or everything when None) without logging."""
+        if endpoint is None:
+            self._entries.clear()
+            self._demoted.clear()
+            self._expiry.clear()
+            self._frozen = None
+        elif self._entries.pop(endpoint, None) is not None:
+            self._demoted.discard(endpoint)
+            self._frozen = None
 
     def snapshot(self) -> frozenset[Endpoint]:
         """The endpoints demoted now, frozen (later reports do not change it).

@@ -15,6 +15,7 @@ from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import NoTargetsError
 from asip_locate._health import (
     EndpointHealth,
+    HealthStore,
     HealthTable,
     StickyTable,
     endpoint_of,
@@ -46,6 +47,10 @@ class Locator:
             With ``options.cache_size`` > 0 it is wrapped in a CachingBackend.
         clock: Monotonic seconds for cache expiry and health state (inject a fake
             clock in tests); default ``time.monotonic``.
+        health_store: Where endpoint health lives (a HealthStore, e.g.
+            ``asip_locate.redis.RedisHealthStore`` to share it across processes);
+            None keeps it in this Locator's memory. The Locator binds it to its
+            options and clock and closes it in ``aclose``.
 
     Use as ``async with Locator() as locator:``.
     """
@@ -56,6 +61,7 @@ class Locator:
         *,
         backend: DnsBackend | None = None,
         clock: Callable[[], float] = time.monotonic,
+        health_store: HealthStore | None = None,
     ) -> None:
         self.options = options or LocateOptions()
         self.clock = clock
@@ -68,9 +74,18 @@ class Locator:
         if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
             backend = CachingBackend(backend, self.options, clock=clock)
         self.backend = backend
-        self._health = HealthTable(
-            size=self.options.health_size, hold=self.options.failure_hold, clock=clock
-        )
+        # --- health store (issue 15): in-memory HealthTable unless one is given ---
+        self._health: HealthStore
+        if health_store is None:
+            self._health = HealthTable(
+                size=self.options.health_size, hold=self.options.failure_hold, clock=clock
+            )
+        else:
+            health_store.bind(
+                size=self.options.health_size, hold=self.options.failure_hold, clock=clock
+            )
+            self._health = health_store
+        # --- end health store ---
         self._sticky = StickyTable(
             size=self.options.health_size, hold=self.options.sticky_for, clock=clock
         )
@@ -225,13 +240,16 @@ class Locator:
             self._cache.flush(name)
 
     async def aclose(self) -> None:
-        """Close every stream still open, then the backend."""
+        """Close every stream still open, then the backend and the health store."""
         if self._closed:
             return
         self._closed = True
         for stream in list(self._streams):
             await stream.aclose()
-        await self.backend.aclose()
+        try:
+            await self.backend.aclose()
+        finally:
+            await self._health.aclose()  # health store (issue 15)
 
     async def __aenter__(self) -> Locator:
         return self

@@ -16,6 +16,7 @@ from asip_locate import (
     Endpoint,
     EndpointHealth,
     FailureReason,
+    HealthStore,
     IpStrategy,
     LocateOptions,
     Locator,
@@ -24,6 +25,7 @@ from asip_locate import (
     Target,
     Transport,
 )
+from asip_locate._health import HealthTable
 from asip_locate.cli import explain
 from asip_locate.testing import FakeBackend, FakeClock, ZoneServer
 
@@ -340,6 +342,100 @@ async def test_clear_health_by_target_endpoint_or_all(clock: FakeClock) -> None:
         assert await addresses(locator) == [A, B, C]
         locator.clear_health()
         assert locator.health() == []
+
+
+# --- the HealthStore seam ------------------------------------------------------------
+
+
+class RecordingStore(HealthTable):
+    """A HealthStore that records the calls a Locator makes (and closes once)."""
+
+    def __init__(self) -> None:
+        super().__init__(size=1, hold=1.0, clock=lambda: 0.0)
+        self.calls: list[str] = []
+
+    def bind(self, *, size: int, hold: float, clock: Any) -> None:
+        self.calls.append(f"bind {size} {hold:g}")
+        super().bind(size=size, hold=hold, clock=clock)
+
+    def report_failure(
+        self, endpoint: Endpoint, reason: FailureReason, retry_after: float | None = None
+    ) -> EndpointHealth | None:
+        self.calls.append(f"failure {endpoint.address} {reason}")
+        return super().report_failure(endpoint, reason, retry_after)
+
+    def report_success(self, endpoint: Endpoint) -> None:
+        self.calls.append(f"success {endpoint.address}")
+        super().report_success(endpoint)
+
+    def clear(self, endpoint: Endpoint | None = None) -> None:
+        self.calls.append(f"clear {endpoint and endpoint.address}")
+        super().clear(endpoint)
+
+    async def aclose(self) -> None:
+        self.calls.append("aclose")
+
+
+async def test_a_health_store_gets_the_options_clock_and_every_report(clock: FakeClock) -> None:
+    store = RecordingStore()
+    options = LocateOptions(transports=("udp",), ip_strategy=IpStrategy.IPV4_ONLY, seed=7,
+                            failure_hold=12.0, health_size=8)  # fmt: skip
+    locator = Locator(options, backend=FakeBackend(ZONE), clock=clock, health_store=store)
+    async with locator:
+        assert isinstance(store, HealthStore)
+        locator.report_failure(endpoint(B))
+        assert await addresses(locator) == [A, C, B]
+        assert locator.health()[0].until == 1012.0  # the Locator's clock and failure_hold
+        locator.report_success(endpoint(B))
+        locator.clear_health(endpoint(C))
+        locator.clear_health()
+    await locator.aclose()
+    assert store.calls == [
+        "bind 8 12",
+        "failure 127.0.0.12 timeout",
+        "success 127.0.0.12",
+        "clear 127.0.0.13",
+        "clear None",
+        "aclose",
+    ]
+
+
+def test_health_table_satisfies_the_protocol() -> None:
+    table: HealthStore = HealthTable(size=1, hold=1.0, clock=lambda: 0.0)
+    with pytest.raises(ValueError, match="health_size"):
+        table.bind(size=-1, hold=1.0, clock=lambda: 0.0)
+    with pytest.raises(ValueError, match="failure_hold"):
+        table.bind(size=1, hold=math.nan, clock=lambda: 0.0)
+
+
+async def test_apply_sets_a_mirrored_state_as_given(clock: FakeClock) -> None:
+    table = HealthTable(size=2, hold=30.0, clock=clock)
+    await table.start()
+    a, b, c = endpoint(A), endpoint(B), endpoint(C)
+    table.report_failure(a, FailureReason.TIMEOUT)
+    frozen = table.snapshot()
+    table.apply(EndpointHealth(a, FailureReason.OTHER, 1005.0, 3, None))  # may shorten
+    assert table.entries() == [EndpointHealth(a, FailureReason.OTHER, 1005.0, 3, None)]
+    assert table.snapshot() is frozen  # same members: the frozen set is kept
+    table.apply(EndpointHealth(b, FailureReason.TIMEOUT, 999.0, 1, None))  # already over
+    table.apply(EndpointHealth(b, FailureReason.TIMEOUT, 1010.0, 1, None))
+    table.apply(EndpointHealth(c, FailureReason.TIMEOUT, 1020.0, 1, None))  # bound: a goes
+    assert table.snapshot() == {b, c}
+    table.apply(EndpointHealth(b, FailureReason.TIMEOUT, 1000.0, 1, None))  # ends it
+    assert table.snapshot() == {c}
+    clock.advance(20)
+    assert table.snapshot() == frozenset()
+    table.apply(EndpointHealth(a, FailureReason.TIMEOUT, 1100.0, 1, None))
+    table.discard(b)  # unknown: harmless
+    table.discard(a)
+    assert table.entries() == []
+    table.apply(EndpointHealth(a, FailureReason.TIMEOUT, 1100.0, 1, None))
+    table.discard()
+    assert table.snapshot() == frozenset()
+    await table.aclose()
+    off = HealthTable(size=0, hold=1.0, clock=clock)  # health_size 0: nothing kept
+    off.apply(EndpointHealth(a, FailureReason.TIMEOUT, 2000.0, 1, None))
+    assert off.entries() == []
 
 
 def test_endpoint_health_str() -> None:
