@@ -554,6 +554,12 @@ async def run_degraded(results: Results, server: Server, domains: Domains, plan:
 # --- main ------------------------------------------------------------------------------
 
 
+def progress(text: str) -> None:
+    """Where the run is, on a terminal only: CI logs get the tables, not this."""
+    if sys.stderr.isatty():
+        print(f"benchmarks: {text}", file=sys.stderr, flush=True)
+
+
 async def run_all(args: argparse.Namespace, results: Results) -> None:
     plan = QUICK if args.quick else FULL
     count = domains_needed(plan)
@@ -579,9 +585,10 @@ async def run_all(args: argparse.Namespace, results: Results) -> None:
             "memory": run_memory,
             "degraded": run_degraded,
         }
-        for name in SCENARIOS:
-            if name in wanted:
-                await drivers[name](results, server, domains, plan)
+        chosen = [name for name in SCENARIOS if name in wanted]
+        for number, name in enumerate(chosen, 1):
+            progress(f"[{number}/{len(chosen)}] {name} ({time.perf_counter() - started:.0f} s)")
+            await drivers[name](results, server, domains, plan)
     finally:
         server.stop()
 

@@ -69,7 +69,6 @@ async def b2bua(args: argparse.Namespace) -> int:
             nameservers=tuple(nameservers),
             transports=tuple(args.transport or ("udp", "tcp", "tls")),
             ip_strategy=IpStrategy.IPV4_ONLY if args.ipv4 else IpStrategy.PREFER_IPV6,
-            seed=1,
         )
         locator = await stack.enter_async_context(Locator(locate_options))
         async with asyncio.TaskGroup() as calls:

@@ -432,7 +432,7 @@ def test_cli_via(zone_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_via_json(zone_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--zone", str(zone_file), "--json", "--via", "SIP/2.0/UDP srv.example.com"]
     assert cli.main(argv) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["targets"]
     assert [(d["transport"], d["address"], d["port"]) for d in data] == [
         ("udp", "2001:db8::1", 5070),
         ("udp", "192.0.2.1", 5070),
