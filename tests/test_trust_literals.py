@@ -120,6 +120,10 @@ def test_literal_refusal() -> None:
     assert "multicast" in str(literal_refusal(ip("239.1.1.1")))
     assert "IPv6 multicast" in str(literal_refusal(ip("ff05::1"), maddr=True))
     assert "unspecified" in str(literal_refusal(ip("0.0.0.0"), maddr=True))
+    assert literal_refusal(ip("239.1.1.1"), maddr=True, transport=Transport.UDP) is None
+    assert "needs UDP, not tls" in str(
+        literal_refusal(ip("239.1.1.1"), maddr=True, transport=Transport.TLS)
+    )
     assert is_special_destination(ip("0.255.255.255"))
     assert not is_special_destination(ip("1.0.0.0"))
 
