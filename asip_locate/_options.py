@@ -193,10 +193,16 @@ def _flag(name: str, value: object) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocateOptions:
-    """How a Locator queries DNS and orders targets. Change copies with ``replace``."""
+    """How a Locator queries DNS and orders targets. Change copies with ``replace``.
+
+    Every field is checked at construction: a bad value (wrong type, NaN, infinite,
+    out of range, an unparseable nameserver) raises ValueError naming the field and
+    the value, so nothing fails later inside c-ares or the event loop.
+    """
 
     nameservers: tuple[str, ...] = ()
-    """DNS servers as "ip", "ip:port" or "[ipv6]:port". Default (): the system's."""
+    """DNS servers as "ip", "ip:port" or "[ipv6]:port" (port 1-65535, no zone IDs; see
+    ``parse_nameserver``), stored stripped. Default (): the system's."""
 
     transports: tuple[Transport, ...] = (Transport.UDP, Transport.TCP, Transport.TLS)
     """Transports the caller supports, most preferred first; strings such as "tcp" (any

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from asip_locate._model import IPAddress
+from asip_locate._model import IPAddress, Transport
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 # RFC 1122 §3.2.1.3 (a): 0.0.0.0/8 is "this host on this network", a source only.
@@ -38,7 +38,9 @@ def is_special_destination(address: IPAddress) -> bool:
     return address.is_unspecified or address.is_multicast or address == _LIMITED_BROADCAST
 
 
-def literal_refusal(address: IPAddress, *, maddr: bool = False) -> str | None:
+def literal_refusal(
+    address: IPAddress, *, maddr: bool = False, transport: Transport | None = None
+) -> str | None:
     """Why a literal address from a URI or Via cannot be a destination; None if it can.
 
     Unspecified and broadcast addresses are always refused. Multicast is refused too,
@@ -48,14 +50,18 @@ def literal_refusal(address: IPAddress, *, maddr: bool = False) -> str | None:
     sends to a multicast group put it in the Via ``maddr``, and §18.2.2 says a
     response MUST then go to that maddr (with the Via ``ttl``, default 1); §10.2.6
     registers by multicast (224.0.1.75). §18.1.1 also says IPv6 multicast is not
-    defined for SIP, so IPv6 (and IPv4-mapped) multicast maddrs are refused.
+    defined for SIP, so IPv6 (and IPv4-mapped) multicast maddrs are refused. SIP
+    multicast is UDP (§18.1.1; §19.1.1's ttl is "of the UDP multicast packet"): with
+    ``transport`` given, a multicast maddr is refused for any other transport.
     """
     if not is_special_destination(address):
         return None
     plain = _unmapped(address)
     if plain.is_multicast:
         if maddr and address.version == 4:
-            return None
+            if transport is None or transport is Transport.UDP:
+                return None
+            return f"{address} is a multicast address, which needs UDP, not {transport}"
         if maddr:
             return f"{address} is an IPv6 multicast address, not defined for SIP (RFC 3261 §18.1.1)"
         return f"{address} is a multicast address (only maddr may be multicast, RFC 3261 §19.1.1)"

@@ -381,7 +381,7 @@ def plan_response(via: Via, options: LocateOptions, rng_for: RngFactory) -> Reso
 
     def refused(address: IPAddress, what: str, *, maddr: bool = False) -> bool:
         # The destination policy (_policy): such a value is ignored, as if absent.
-        reason = literal_refusal(address, maddr=maddr)
+        reason = literal_refusal(address, maddr=maddr, transport=transport)
         if reason is not None:
             skipped.append(f"{what} ignored: {reason}")
         return reason is not None

@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asip_locate import IpStrategy, LocateOptions, SipsPolicy, Transport, parse_nameserver
+from asip_locate import (
+    AiodnsBackend,
+    IpStrategy,
+    LocateOptions,
+    SipsPolicy,
+    Transport,
+    parse_nameserver,
+)
 from asip_locate._options import MAX_SECONDS
 
 
@@ -174,3 +181,12 @@ def test_timeouts_are_finite_and_bounded_or_refused(value: float) -> None:
     options = LocateOptions(timeout=value, deadline=value)
     assert 0.001 <= options.timeout <= MAX_SECONDS
     assert math.isfinite(options.deadline)
+
+
+@pytest.mark.parametrize(
+    "nameserver", ["127.0.0.1", "127.0.0.1:5353", "[::1]:5353", "::1", "[::1]", " 127.0.0.1 "]
+)
+async def test_every_accepted_nameserver_form_is_accepted_by_c_ares(nameserver: str) -> None:
+    options = LocateOptions(nameservers=[nameserver], timeout=MAX_SECONDS, tries=100)
+    backend = AiodnsBackend(options.nameservers, timeout=options.timeout, tries=options.tries)
+    await backend.aclose()  # no pycares.AresError, no OverflowError

@@ -120,6 +120,10 @@ def test_literal_refusal() -> None:
     assert "multicast" in str(literal_refusal(ip("239.1.1.1")))
     assert "IPv6 multicast" in str(literal_refusal(ip("ff05::1"), maddr=True))
     assert "unspecified" in str(literal_refusal(ip("0.0.0.0"), maddr=True))
+    assert literal_refusal(ip("239.1.1.1"), maddr=True, transport=Transport.UDP) is None
+    assert "needs UDP, not tls" in str(
+        literal_refusal(ip("239.1.1.1"), maddr=True, transport=Transport.TLS)
+    )
     assert is_special_destination(ip("0.255.255.255"))
     assert not is_special_destination(ip("1.0.0.0"))
 
@@ -233,3 +237,21 @@ def test_via_reason_names_what_was_ignored() -> None:
     assert "received ignored: 0.0.0.0 is the unspecified address" in str(reason)
     assert "maddr ignored: 255.255.255.255 is the limited broadcast address" in str(reason)
     assert "sent-by ignored: :: is the unspecified address" in str(reason)
+
+
+def test_via_maddr_name_resolving_to_special_addresses_is_skipped() -> None:
+    zone = (
+        "$TTL 300\n"
+        "zero.example.com. IN A 0.0.0.0\n"
+        "zero.example.com. IN AAAA ::\n"
+        "mcast.example.com. IN A 224.0.1.75\n"
+    )
+    for name in ("zero.example.com", "mcast.example.com"):
+        targets, _, _ = plan(f"SIP/2.0/UDP 192.0.2.7;maddr={name};received=198.51.100.1", zone)
+        assert endpoints(targets) == ["udp 198.51.100.1:5060", "udp 192.0.2.7:5060"]
+
+
+def test_via_multicast_maddr_needs_udp() -> None:
+    # maddr plays no part on reliable transports (RFC 3261 §18.2.2), multicast or not.
+    targets, _, _ = plan("SIP/2.0/TCP 192.0.2.7;maddr=224.0.1.75")
+    assert endpoints(targets) == ["tcp 192.0.2.7:5060"]
