@@ -118,24 +118,34 @@ class PrometheusObserver:
         )
         self._started: dict[int, float] = {}
         """Start times of the locates that have not yielded a target yet."""
+        self._children: dict[tuple[object, ...], Counter] = {}
+        """Labelled counters by (metric, *labels): ``labels()`` costs a few microseconds
+        (locking, validation), a dict lookup a few dozen nanoseconds."""
+
+    def _child(self, metric: Counter, *labels: str) -> Counter:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def __call__(self, event: Event) -> None:
         """Count one event."""
         match event:
             case AnswerReceived(answer=answer, source=source):
-                self.answers.labels(answer.query.rtype, answer.status, source).inc()
+                self._child(self.answers, answer.query.rtype, answer.status, source).inc()
             case QuerySent(query=query, coalesced=coalesced):
-                self.queries.labels(query.rtype, "true" if coalesced else "false").inc()
+                self._child(self.queries, query.rtype, "true" if coalesced else "false").inc()
             case TargetYielded(locate_id=locate_id, target=target):
-                self.targets.labels(target.transport).inc()
+                self._child(self.targets, target.transport).inc()
                 self._first(locate_id)
             case LocateStarted(locate_id=locate_id):
                 self._started[locate_id] = self.clock()
             case LocateDone(locate_id=locate_id, yielded=yielded, error=error):
                 self._first(locate_id)
-                self.locates.labels(_outcome(yielded, error)).inc()
+                self._child(self.locates, _outcome(yielded, error)).inc()
             case FailureReported(reason=reason):
-                self.failures.labels(reason).inc()
+                self._child(self.failures, reason).inc()
             case SuccessReported():
                 self.successes.inc()
 
