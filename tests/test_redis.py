@@ -488,3 +488,16 @@ async def test_a_store_serves_one_locator() -> None:
     async with make(store):
         with pytest.raises(RuntimeError, match="already bound"):
             make(store)
+
+
+async def test_benchmark_harness_gives_figures(server: RedisServer) -> None:
+    """benchmarks.redis_health end to end, tiny (no timing assertions)."""
+    from benchmarks import redis_health
+
+    prop = await redis_health.propagation(server.url, reports=5, gap=0.002)
+    assert (prop.reports, prop.seen) == (5, 5)
+    assert 0 < prop.p50_ms <= prop.p99_ms <= prop.max_ms
+    price = await redis_health.cost(server.url, n=20, repeat=1)
+    assert price.commands == 0
+    assert price.ratio > 0
+    assert price.locates == 20
