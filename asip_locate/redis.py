@@ -144,7 +144,6 @@ class _Op:
     kind: _OpKind
     endpoint: Endpoint | None = None
     until_ms: int = 0
-    now_ms: int = 0
     reason: FailureReason = FailureReason.OTHER
     retry_after: float | None = None
     failures: int = 1
@@ -350,11 +349,8 @@ class RedisHealthStore(HealthTable):
         entry = super().report_failure(endpoint, reason, retry_after)
         if entry is not None and not self._closed:
             hold = min(self.hold if retry_after is None else retry_after, self.max_hold)
-            now = self._wall()
-            now_ms = math.floor(now * 1000)
-            self._push(
-                _Op("fail", endpoint, math.ceil((now + hold) * 1000), now_ms, reason, retry_after)
-            )
+            until_ms = math.ceil((self._wall() + hold) * 1000)
+            self._push(_Op("fail", endpoint, until_ms, reason, retry_after))
         return entry
 
     def report_success(self, endpoint: Endpoint) -> None:
@@ -514,13 +510,11 @@ class RedisHealthStore(HealthTable):
         """Redis lost its data: queue every demotion still in force here."""
         now_mono = self._clock()
         now = self._wall()
-        now_ms = math.floor(now * 1000)
         ops = [
             _Op(
                 "fail",
                 entry.endpoint,
                 math.ceil((now + min(entry.until - now_mono, self.max_hold)) * 1000),
-                now_ms,
                 entry.reason,
                 entry.retry_after,
                 entry.failures,
@@ -534,9 +528,11 @@ class RedisHealthStore(HealthTable):
         """Write up to one batch of queued reports; they leave the queue once written."""
         if not self._queue:
             return
-        if self._queue[0].kind == "clear":
+        first = self._queue[0]
+        if first.kind == "clear":
             await self._clear_all(client)
-            self._queue.popleft()
+            if self._queue and self._queue[0] is first:
+                self._queue.popleft()
             self.stats.written += 1
             return
         batch: list[_Op] = []
@@ -544,8 +540,11 @@ class RedisHealthStore(HealthTable):
             if op.kind == "clear" or len(batch) == _BATCH:
                 break
             batch.append(op)
+        now_ms = math.floor(self._wall() * 1000)  # a hold that ended while queued: skipped
         pipe = client.pipeline(transaction=False)
         for op in batch:
+            if op.kind == "fail" and op.until_ms <= now_ms:
+                continue
             if op.kind == "fail":
                 assert op.endpoint is not None
                 ep = endpoint_id(op.endpoint)
@@ -556,7 +555,7 @@ class RedisHealthStore(HealthTable):
                     self._key_prefix + ep,
                     ep,
                     op.until_ms,
-                    op.now_ms,
+                    now_ms,
                     op.reason.value,
                     retry_after,
                     self.channel,
@@ -566,11 +565,13 @@ class RedisHealthStore(HealthTable):
                 assert op.endpoint is not None
                 ep = endpoint_id(op.endpoint)
                 pipe.evalsha(self._ok_sha, 1, self._key_prefix + ep, ep, self.channel)
-        await pipe.execute()
-        for _ in batch:
-            if self._queue:
+        sent = len(pipe)
+        if sent:
+            await pipe.execute()
+        for op in batch:  # unless the queue overflowed meanwhile and dropped them
+            if self._queue and self._queue[0] is op:
                 self._queue.popleft()
-        self.stats.written += len(batch)
+        self.stats.written += sent
 
     async def _clear_all(self, client: aioredis.Redis) -> None:
         cursor = 0

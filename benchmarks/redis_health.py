@@ -272,7 +272,7 @@ Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 | `snapshot()` per call (what a locate reads), in-memory / Redis | {snapshots} |
 | Redis commands processed during {price.locates:,} locates | {price.commands} |
 
-* Propagation is the time from `report_failure` returning in the reporting process to the
+* Propagation is the time from the call to `report_failure` in the reporting process to the
   endpoint entering the observer's demoted set (what its next `locate()` reads): the
   reporter's background task runs the Lua script (SET with PXAT + PUBLISH), the
   observer's subscription applies the message to its local mirror. Issue 15 asks for
