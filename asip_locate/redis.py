@@ -301,7 +301,16 @@ class RedisHealthStore(HealthTable):
         self.max_message_bytes = max_message_bytes
         self._max_hold_ms = round(max_hold * 1000)
         self._wall = wall_clock
-        self._redis_options = dict(redis_options or {})
+        self._redis_options: dict[str, Any] = {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),  # this store retries, with its own backoff
+            "health_check_interval": 0,
+            **(redis_options or {}),
+            "decode_responses": False,
+        }
+        # A bad URL or option raises here, not in the background (no connection yet).
+        aioredis.ConnectionPool.from_url(url, **self._redis_options)
         self.stats = RedisHealthStats()
         self._queue: deque[_Op] = deque(maxlen=max_pending)
         self._wakeup: asyncio.Event | None = None
@@ -444,15 +453,7 @@ class RedisHealthStore(HealthTable):
             log.debug("Redis health store %s still unreachable: %r", self.namespace, exc)
 
     async def _session(self) -> None:
-        options: dict[str, Any] = {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "health_check_interval": 0,
-        }
-        options.update(self._redis_options)
-        options["decode_responses"] = False
-        client = aioredis.Redis.from_url(self.url, **options)
+        client = aioredis.Redis.from_url(self.url, **self._redis_options)
         pubsub = client.pubsub()
         try:
             async with asyncio.timeout(self.timeout * 4):

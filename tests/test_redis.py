@@ -481,6 +481,8 @@ def test_store_arguments_are_checked() -> None:
         RedisHealthStore("redis://127.0.0.1:1/0", timeout=0)
     with pytest.raises(ValueError, match="reconnect_max"):
         RedisHealthStore("redis://127.0.0.1:1/0", reconnect_min=2, reconnect_max=1)
+    with pytest.raises(ValueError, match="scheme"):
+        RedisHealthStore("ftp://127.0.0.1:1/0")
 
 
 async def test_a_store_serves_one_locator() -> None:
