@@ -551,3 +551,20 @@ async def test_reports_queued_while_away_are_bounded_and_expire(
         keys = sorted(await raw.keys("queued:h:*"))
         assert keys == [b"queued:h:udp/127.0.0.22/5060", b"queued:h:udp/127.0.0.24/5060"]
         assert store.stats.written == 2
+
+
+async def test_aclose_with_redis_stalled_is_bounded(server: RedisServer) -> None:
+    store = quick_store(server.url, "stuck", timeout=0.3)
+    locator = make(store)
+    await eventually(lambda: store.connected)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        locator.report_failure(endpoint(A))  # its write hangs on the stopped server
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        await locator.aclose()
+        assert time.monotonic() - start < 2.0
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert store._task is None
