@@ -568,3 +568,16 @@ async def test_aclose_with_redis_stalled_is_bounded(server: RedisServer) -> None
     finally:
         server.process.send_signal(signal.SIGCONT)
     assert store._task is None
+
+
+@pytest.mark.parametrize("in_ci", [False, True])
+def test_missing_redis_server_skips_locally_but_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, in_ci: bool
+) -> None:
+    import tests.redis_server
+
+    monkeypatch.setattr(tests.redis_server, "REDIS_SERVER", "/nonexistent/redis-server")
+    monkeypatch.setattr(tests.redis_server, "IN_CI", in_ci)
+    outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="apt-get install redis-server"):
+        require_redis()
