@@ -144,7 +144,6 @@ class _Op:
     kind: _OpKind
     endpoint: Endpoint | None = None
     until_ms: int = 0
-    now_ms: int = 0
     reason: FailureReason = FailureReason.OTHER
     retry_after: float | None = None
     failures: int = 1
@@ -258,6 +257,16 @@ class RedisHealthStore(HealthTable):
     running, else at ``await store.start()`` or the first report.
     """
 
+    # Slots keep the instance dict to HealthTable's few attributes: past 30 keys a
+    # dict stops sharing keys and every attribute read of snapshot() gets slower.
+    __slots__ = (
+        "_bound", "_closed", "_connected", "_epoch", "_epoch_key", "_fail_sha",
+        "_key_prefix", "_max_hold_ms", "_ok_sha", "_outage_since", "_queue",
+        "_redis_options", "_task", "_wakeup", "_wall", "channel", "max_hold",
+        "max_message_bytes", "namespace", "ping_interval", "reconnect_max",
+        "reconnect_min", "stats", "timeout", "url",
+    )  # fmt: skip
+
     def __init__(
         self,
         url: str,
@@ -302,7 +311,16 @@ class RedisHealthStore(HealthTable):
         self.max_message_bytes = max_message_bytes
         self._max_hold_ms = round(max_hold * 1000)
         self._wall = wall_clock
-        self._redis_options = dict(redis_options or {})
+        self._redis_options: dict[str, Any] = {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),  # this store retries, with its own backoff
+            "health_check_interval": 0,
+            **(redis_options or {}),
+            "decode_responses": False,
+        }
+        # A bad URL or option raises here, not in the background (no connection yet).
+        aioredis.ConnectionPool.from_url(url, **self._redis_options)
         self.stats = RedisHealthStats()
         self._queue: deque[_Op] = deque(maxlen=max_pending)
         self._wakeup: asyncio.Event | None = None
@@ -350,11 +368,8 @@ class RedisHealthStore(HealthTable):
         entry = super().report_failure(endpoint, reason, retry_after)
         if entry is not None and not self._closed:
             hold = min(self.hold if retry_after is None else retry_after, self.max_hold)
-            now = self._wall()
-            now_ms = math.floor(now * 1000)
-            self._push(
-                _Op("fail", endpoint, math.ceil((now + hold) * 1000), now_ms, reason, retry_after)
-            )
+            until_ms = math.ceil((self._wall() + hold) * 1000)
+            self._push(_Op("fail", endpoint, until_ms, reason, retry_after))
         return entry
 
     def report_success(self, endpoint: Endpoint) -> None:
@@ -448,15 +463,7 @@ class RedisHealthStore(HealthTable):
             log.debug("Redis health store %s still unreachable: %r", self.namespace, exc)
 
     async def _session(self) -> None:
-        options: dict[str, Any] = {
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "health_check_interval": 0,
-        }
-        options.update(self._redis_options)
-        options["decode_responses"] = False
-        client = aioredis.Redis.from_url(self.url, **options)
+        client = aioredis.Redis.from_url(self.url, **self._redis_options)
         pubsub = client.pubsub()
         try:
             async with asyncio.timeout(self.timeout * 4):
@@ -514,13 +521,11 @@ class RedisHealthStore(HealthTable):
         """Redis lost its data: queue every demotion still in force here."""
         now_mono = self._clock()
         now = self._wall()
-        now_ms = math.floor(now * 1000)
         ops = [
             _Op(
                 "fail",
                 entry.endpoint,
                 math.ceil((now + min(entry.until - now_mono, self.max_hold)) * 1000),
-                now_ms,
                 entry.reason,
                 entry.retry_after,
                 entry.failures,
@@ -534,9 +539,11 @@ class RedisHealthStore(HealthTable):
         """Write up to one batch of queued reports; they leave the queue once written."""
         if not self._queue:
             return
-        if self._queue[0].kind == "clear":
+        first = self._queue[0]
+        if first.kind == "clear":
             await self._clear_all(client)
-            self._queue.popleft()
+            if self._queue and self._queue[0] is first:
+                self._queue.popleft()
             self.stats.written += 1
             return
         batch: list[_Op] = []
@@ -544,8 +551,11 @@ class RedisHealthStore(HealthTable):
             if op.kind == "clear" or len(batch) == _BATCH:
                 break
             batch.append(op)
+        now_ms = math.floor(self._wall() * 1000)  # a hold that ended while queued: skipped
         pipe = client.pipeline(transaction=False)
         for op in batch:
+            if op.kind == "fail" and op.until_ms <= now_ms:
+                continue
             if op.kind == "fail":
                 assert op.endpoint is not None
                 ep = endpoint_id(op.endpoint)
@@ -556,7 +566,7 @@ class RedisHealthStore(HealthTable):
                     self._key_prefix + ep,
                     ep,
                     op.until_ms,
-                    op.now_ms,
+                    now_ms,
                     op.reason.value,
                     retry_after,
                     self.channel,
@@ -566,11 +576,13 @@ class RedisHealthStore(HealthTable):
                 assert op.endpoint is not None
                 ep = endpoint_id(op.endpoint)
                 pipe.evalsha(self._ok_sha, 1, self._key_prefix + ep, ep, self.channel)
-        await pipe.execute()
-        for _ in batch:
-            if self._queue:
+        sent = len(pipe)
+        if sent:
+            await pipe.execute()
+        for op in batch:  # unless the queue overflowed meanwhile and dropped them
+            if self._queue and self._queue[0] is op:
                 self._queue.popleft()
-        self.stats.written += len(batch)
+        self.stats.written += sent
 
     async def _clear_all(self, client: aioredis.Redis) -> None:
         cursor = 0

@@ -9,6 +9,10 @@
   connected RedisHealthStore, alternated, CPU time (``time.process_time``) per locate,
   best of ``--repeat``; the Redis commands processed meanwhile (INFO) show that a
   locate never touches the network.
+* `snapshot()` alone found one real difference on the way: before RedisHealthStore had
+  `__slots__`, its ~33 instance attributes went past CPython's 30 shared keys and each
+  attribute read of `snapshot()` got slower (about 260 ns against 340 ns per call with
+  `timeit`); with the slots its instance dict holds HealthTable's 8 attributes again.
 
 Starts its own redis-server (``/usr/bin/redis-server``) on a free loopback port, no
 persistence, and writes its figures into benchmarks/REDIS.md.
@@ -168,13 +172,20 @@ async def propagation(url: str, reports: int, gap: float) -> Propagation:
 @dataclass
 class Cost:
     memory_us: float
+    control_us: float
     redis_us: float
+    snapshot_memory_ns: float
+    snapshot_redis_ns: float
     commands: int
     locates: int
 
     @property
     def ratio(self) -> float:
         return self.redis_us / self.memory_us
+
+    @property
+    def control_ratio(self) -> float:
+        return self.control_us / self.memory_us
 
 
 async def _commands(client: Any) -> int:
@@ -189,15 +200,31 @@ async def _cpu_per_locate(locator: Locator, n: int) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
+def _snapshot_ns(stores: list[Any], n: int) -> list[float]:
+    """Best ns per ``snapshot()`` call of each store, measured in alternation."""
+    best = [float("inf")] * len(stores)
+    for _ in range(7):
+        for i, store in enumerate(stores):
+            snapshot = store.snapshot
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                snapshot()
+            best[i] = min(best[i], (time.perf_counter_ns() - start) / n)
+    return best
+
+
 async def cost(url: str, n: int, repeat: int) -> Cost:
+    """Best CPU per locate: in-memory, a second in-memory (the noise), Redis."""
     store = RedisHealthStore(url, namespace="cost", ping_interval=3600.0)
     memory = Locator(LocateOptions(), backend=FakeBackend(ZONE))
+    control = Locator(LocateOptions(), backend=FakeBackend(ZONE))
     shared = Locator(LocateOptions(), backend=FakeBackend(ZONE), health_store=store)
-    async with memory, shared:
+    locators = {"memory": memory, "control": control, "redis": shared}
+    async with memory, control, shared:
         await _connected(store)
         targets = await memory.resolve(URI)
-        await shared.resolve(URI)
-        for locator in (memory, shared):  # the same two demoted in each
+        for locator in locators.values():  # the same two demoted in each
+            await locator.resolve(URI)
             locator.report_failure(targets[0])
             locator.report_failure(targets[3])
         await asyncio.sleep(0.2)  # the shared reports are written and echoed
@@ -207,18 +234,29 @@ async def cost(url: str, n: int, repeat: int) -> Cost:
         async with aioredis.Redis.from_url(url) as client:
             first = await _commands(client)
             before = await _commands(client)  # INFO's own count: before - first
-            best_memory = best_redis = float("inf")
-            for _ in range(repeat):
-                best_memory = min(best_memory, await _cpu_per_locate(memory, n))
-                best_redis = min(best_redis, await _cpu_per_locate(shared, n))
+            best = dict.fromkeys(locators, float("inf"))
+            for i in range(repeat):
+                names = list(locators) if i % 2 else list(reversed(locators))
+                for name in names:
+                    best[name] = min(best[name], await _cpu_per_locate(locators[name], n))
             commands = await _commands(client) - before - (before - first)
-    return Cost(best_memory, best_redis, commands, n * repeat)
+        snapshot_memory, snapshot_redis = _snapshot_ns([memory._health, store], 200_000)
+    return Cost(
+        best["memory"],
+        best["control"],
+        best["redis"],
+        snapshot_memory,
+        snapshot_redis,
+        commands,
+        n * repeat,
+    )
 
 
 # --- report ------------------------------------------------------------------------------
 
 
 def write_report(command: str, prop: Propagation, price: Cost) -> str:
+    snapshots = f"{price.snapshot_memory_ns:.0f} ns / {price.snapshot_redis_ns:.0f} ns"
     machine = "\n".join(f"| {k} | {v} |" for k, v in facts().items())
     text = f"""# Shared failure state on Redis
 
@@ -233,21 +271,28 @@ Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 | reports (one every few ms) / seen by the other process | {prop.reports} / {prop.seen} |
 | CPU per fully cached locate, in-memory HealthTable | {price.memory_us:.2f} µs |
 | CPU per fully cached locate, RedisHealthStore (connected) | {price.redis_us:.2f} µs |
+| CPU per fully cached locate, a second in-memory Locator (the noise) | {price.control_us:.2f} µs |
 | ratio Redis / in-memory | {price.ratio:.3f} |
+| ratio second in-memory / in-memory (noise of this run) | {price.control_ratio:.3f} |
+| `snapshot()` per call (what a locate reads), in-memory / Redis | {snapshots} |
 | Redis commands processed during {price.locates:,} locates | {price.commands} |
 
-* Propagation is the time from `report_failure` returning in the reporting process to the
+* Propagation is the time from the call to `report_failure` in the reporting process to the
   endpoint entering the observer's demoted set (what its next `locate()` reads): the
   reporter's background task runs the Lua script (SET with PXAT + PUBLISH), the
   observer's subscription applies the message to its local mirror. Issue 15 asks for
   under 100 ms p99 on loopback.
 * The cost per locate is the same code path either way: a RedisHealthStore *is* a
   HealthTable (the mirror), so `snapshot()` reads local memory; the only difference is
-  the background task sharing the event loop. A ratio within a few percent of 1 is noise.
-  Zero commands during the locates: a locate never touches the network.
+  the background task sharing the event loop (idle here: no reports during the runs).
+  A second in-memory Locator measured in the same alternation shows the noise of the
+  run; a Redis ratio within that noise means "the same". `snapshot()` timed alone is
+  the one call of a locate that differs by store. Zero commands during the locates: a
+  locate never touches the network.
 * Locate: `benchmarks.cached_path`'s domain (3 NAPTR → 3 SRV → 6 targets, all cached,
-  2 targets demoted in both runs), `time.process_time` per locate, best of the repeats,
-  the two Locators alternated in one process.
+  2 targets demoted in every Locator), `time.process_time` per locate, best of the
+  repeats, the three Locators alternated (order reversed every other repeat) in one
+  process.
 
 ## Machine
 
@@ -295,7 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"CPU per cached locate: in-memory {price.memory_us:.2f} us, "
-        f"Redis {price.redis_us:.2f} us, ratio {price.ratio:.3f}; "
+        f"Redis {price.redis_us:.2f} us, ratio {price.ratio:.3f} "
+        f"(second in-memory: {price.control_us:.2f} us, ratio {price.control_ratio:.3f}); "
+        f"snapshot() {price.snapshot_memory_ns:.0f} ns vs {price.snapshot_redis_ns:.0f} ns; "
         f"Redis commands during {price.locates} locates: {price.commands}"
     )
     if not args.no_write:

@@ -481,6 +481,8 @@ def test_store_arguments_are_checked() -> None:
         RedisHealthStore("redis://127.0.0.1:1/0", timeout=0)
     with pytest.raises(ValueError, match="reconnect_max"):
         RedisHealthStore("redis://127.0.0.1:1/0", reconnect_min=2, reconnect_max=1)
+    with pytest.raises(ValueError, match="scheme"):
+        RedisHealthStore("ftp://127.0.0.1:1/0")
 
 
 async def test_a_store_serves_one_locator() -> None:
@@ -488,3 +490,94 @@ async def test_a_store_serves_one_locator() -> None:
     async with make(store):
         with pytest.raises(RuntimeError, match="already bound"):
             make(store)
+
+
+async def test_benchmark_harness_gives_figures(server: RedisServer) -> None:
+    """benchmarks.redis_health end to end, tiny (no timing assertions)."""
+    from benchmarks import redis_health
+
+    prop = await redis_health.propagation(server.url, reports=5, gap=0.002)
+    assert (prop.reports, prop.seen) == (5, 5)
+    assert 0 < prop.p50_ms <= prop.p99_ms <= prop.max_ms
+    price = await redis_health.cost(server.url, n=20, repeat=1)
+    assert price.commands == 0
+    assert price.ratio > 0
+    assert price.locates == 20
+
+
+DOCS_ACL = (
+    "ACL SETUSER b2bua on >secret resetkeys ~b2bua-prod:* resetchannels &b2bua-prod:health"
+    " -@all +get +set +mget +del +unlink +scan +publish +subscribe +evalsha +script|load +ping"
+)
+
+
+async def test_the_acl_of_the_docs_is_enough(server: RedisServer, raw: Any) -> None:
+    from pathlib import Path
+
+    assert DOCS_ACL in (Path(__file__).parent.parent / "docs" / "redis.md").read_text()
+    await raw.execute_command(*DOCS_ACL.split())
+    url = f"redis://b2bua:secret@127.0.0.1:{server.port}/0"
+    one, two = quick_store(url, "b2bua-prod"), quick_store(url, "b2bua-prod")
+    async with make(one) as here, make(two) as there:
+        await eventually(lambda: one.connected and two.connected)
+        here.report_failure(endpoint(A))
+        await eventually(lambda: endpoint(A) in two.snapshot())
+        here.report_success(endpoint(A))
+        await eventually(lambda: endpoint(A) not in two.snapshot())
+        here.report_failure(endpoint(B))
+        await eventually(lambda: endpoint(B) in two.snapshot())
+        there.clear_health()
+        await eventually(lambda: here.health() == [])
+        assert one.stats.outages == two.stats.outages == 0
+    wrong = quick_store(url, "other-app")  # outside the user's keys and channel
+    async with make(wrong):
+        await eventually(lambda: wrong.stats.outages == 1)
+        assert not wrong.connected
+
+
+async def test_reports_queued_while_away_are_bounded_and_expire(
+    server: RedisServer, raw: Any
+) -> None:
+    server.kill()
+    store = quick_store(server.url, "queued", max_pending=3)
+    async with make(store) as here:
+        for i in range(5):
+            here.report_failure(endpoint(f"127.0.0.{20 + i}"), retry_after=0.05 if i == 3 else 30)
+        assert store.stats.dropped == 2
+        assert len(here.health()) == 5  # local state keeps everything
+        await asyncio.sleep(0.2)  # the 0.05 s hold ends while it waits in the queue
+        server.start()
+        await eventually(lambda: store.connected)
+        keys = sorted(await raw.keys("queued:h:*"))
+        assert keys == [b"queued:h:udp/127.0.0.22/5060", b"queued:h:udp/127.0.0.24/5060"]
+        assert store.stats.written == 2
+
+
+async def test_aclose_with_redis_stalled_is_bounded(server: RedisServer) -> None:
+    store = quick_store(server.url, "stuck", timeout=0.3)
+    locator = make(store)
+    await eventually(lambda: store.connected)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        locator.report_failure(endpoint(A))  # its write hangs on the stopped server
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        await locator.aclose()
+        assert time.monotonic() - start < 2.0
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert store._task is None
+
+
+@pytest.mark.parametrize("in_ci", [False, True])
+def test_missing_redis_server_skips_locally_but_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, in_ci: bool
+) -> None:
+    import tests.redis_server
+
+    monkeypatch.setattr(tests.redis_server, "REDIS_SERVER", "/nonexistent/redis-server")
+    monkeypatch.setattr(tests.redis_server, "IN_CI", in_ci)
+    outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="apt-get install redis-server"):
+        require_redis()
