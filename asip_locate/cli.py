@@ -413,6 +413,12 @@ class _Tree:
         health: Iterable[EndpointHealth],
     ) -> None:
         self.answers: dict[Query, Answer] = {answer.query: answer for answer in attempts}
+        self.additional: set[Query] = set()
+        for answer in list(self.answers.values()):
+            for extra in answer.additional:  # A/AAAA from an SRV reply's additional section
+                if extra.query not in self.answers:
+                    self.answers[extra.query] = extra
+                    self.additional.add(extra.query)
         self.why: dict[tuple[Query, str], str] = {}
         self.loose: dict[Query, list[Discarded]] = {}
         for item in discarded:
@@ -450,6 +456,8 @@ class _Tree:
         answer = self.answers[query]
         path = (*path, query)
         node = _Node(_answer_label(answer))
+        if query in self.additional:
+            node.label += "  (additional section)"
         used: set[str] = set()
         for text, queries in self._children_queries(answer):
             used.add(text)
