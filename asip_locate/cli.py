@@ -710,13 +710,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (usage errors exit with 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["ping"]:
-            return ping_main(argv[1:])
-        if argv[:1] == ["lookup"]:
-            return lookup_main(argv[1:])
-        if argv[:1] in (["-h"], ["--help"], ["--version"]):
-            _top_parser().parse_args(argv)
-        return lookup_main(argv)
+        try:
+            if argv[:1] == ["ping"]:
+                return ping_main(argv[1:])
+            if argv[:1] == ["lookup"]:
+                return lookup_main(argv[1:])
+            if argv[:1] in (["-h"], ["--help"], ["--version"]):
+                _top_parser().parse_args(argv)
+            return lookup_main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, where a closed pipe cannot be caught
     except BrokenPipeError:
         _quiet_on_closed_pipe()
         return EXIT_FOUND
