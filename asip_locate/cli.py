@@ -43,7 +43,6 @@ EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
 JSON_VERSION = 1
 """The ``--json`` schema version (the envelope's ``"version"``); see docs/cli.md."""
 TESTING_HINT = "pip install 'asip-locate[testing]'"
-COMMANDS = ("lookup", "ping")
 
 
 # --- option values ----------------------------------------------------------------------
