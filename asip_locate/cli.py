@@ -378,7 +378,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
-def _demoted_label(target: Target, number: int, demoted: dict[Any, EndpointHealth]) -> str:
+def _target_label(target: Target, number: int, demoted: dict[Any, EndpointHealth]) -> str:
     label = f"#{number} {target.endpoint}"
     if target.stale:
         label += "  (stale)"
@@ -425,7 +425,7 @@ class _Tree:
             self.loose.setdefault(item.query, []).append(item)
         demoted = {entry.endpoint: entry for entry in health}
         self.labels = {
-            id(target): _demoted_label(target, number, demoted)
+            id(target): _target_label(target, number, demoted)
             for number, target in enumerate(targets, 1)
         }
         self.targets = targets
