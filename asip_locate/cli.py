@@ -43,7 +43,6 @@ EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
 JSON_VERSION = 1
 """The ``--json`` schema version (the envelope's ``"version"``); see docs/cli.md."""
 TESTING_HINT = "pip install 'asip-locate[testing]'"
-COMMANDS = ("lookup", "ping")
 
 
 # --- option values ----------------------------------------------------------------------
@@ -379,7 +378,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
-def _demoted_label(target: Target, number: int, demoted: dict[Any, EndpointHealth]) -> str:
+def _target_label(target: Target, number: int, demoted: dict[Any, EndpointHealth]) -> str:
     label = f"#{number} {target.endpoint}"
     if target.stale:
         label += "  (stale)"
@@ -413,6 +412,12 @@ class _Tree:
         health: Iterable[EndpointHealth],
     ) -> None:
         self.answers: dict[Query, Answer] = {answer.query: answer for answer in attempts}
+        self.additional: set[Query] = set()
+        for answer in list(self.answers.values()):
+            for extra in answer.additional:  # A/AAAA from an SRV reply's additional section
+                if extra.query not in self.answers:
+                    self.answers[extra.query] = extra
+                    self.additional.add(extra.query)
         self.why: dict[tuple[Query, str], str] = {}
         self.loose: dict[Query, list[Discarded]] = {}
         for item in discarded:
@@ -420,7 +425,7 @@ class _Tree:
             self.loose.setdefault(item.query, []).append(item)
         demoted = {entry.endpoint: entry for entry in health}
         self.labels = {
-            id(target): _demoted_label(target, number, demoted)
+            id(target): _target_label(target, number, demoted)
             for number, target in enumerate(targets, 1)
         }
         self.targets = targets
@@ -450,6 +455,8 @@ class _Tree:
         answer = self.answers[query]
         path = (*path, query)
         node = _Node(_answer_label(answer))
+        if query in self.additional:
+            node.label += "  (additional section)"
         used: set[str] = set()
         for text, queries in self._children_queries(answer):
             used.add(text)
@@ -702,13 +709,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (usage errors exit with 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["ping"]:
-            return ping_main(argv[1:])
-        if argv[:1] == ["lookup"]:
-            return lookup_main(argv[1:])
-        if argv[:1] in (["-h"], ["--help"], ["--version"]):
-            _top_parser().parse_args(argv)
-        return lookup_main(argv)
+        try:
+            if argv[:1] == ["ping"]:
+                return ping_main(argv[1:])
+            if argv[:1] == ["lookup"]:
+                return lookup_main(argv[1:])
+            if argv[:1] in (["-h"], ["--help"], ["--version"]):
+                _top_parser().parse_args(argv)
+            return lookup_main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, where a closed pipe cannot be caught
     except BrokenPipeError:
         _quiet_on_closed_pipe()
         return EXIT_FOUND

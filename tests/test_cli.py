@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import asip_locate
-from asip_locate import Answer, Query, RType, Status
+from asip_locate import Answer, Query, RType, SrvRecord, Status, Target, Transport
 from asip_locate.cli import explain, main, nameserver
 
 ROOT = Path(__file__).parent.parent
@@ -202,6 +203,27 @@ def test_explain_prints_unreachable() -> None:
     assert out.getvalue().splitlines() == [
         "sip:example.test",
         "└─ _sip._udp.example.test SRV: unreachable nameserver (connection refused)",
+    ]
+
+
+def test_explain_uses_the_additional_section() -> None:
+    srv = Query("_sip._udp.example.test", RType.SRV)
+    a = Query("sip.example.test", RType.A)
+    address = ipaddress.ip_address("192.0.2.1")
+    extra = Answer(a, Status.NOERROR, (address,), ttl=60)
+    answer = Answer(
+        srv, Status.NOERROR, (SrvRecord(10, 0, 5060, "sip.example.test"),), 60, additional=(extra,)
+    )
+    target = Target(Transport.UDP, address, 5060, "sip.example.test", path=(srv, a))
+    out = io.StringIO()
+    explain([target], out, root="sip:example.test", attempts=[answer])
+    assert out.getvalue().splitlines() == [
+        "sip:example.test",
+        "└─ _sip._udp.example.test SRV: 1 record(s), ttl 60",
+        "   └─ SRV 10 0 5060 sip.example.test",
+        "      └─ sip.example.test A: 1 record(s), ttl 60  (additional section)",
+        "         └─ A 192.0.2.1",
+        "            └─ #1 udp 192.0.2.1:5060",
     ]
 
 
