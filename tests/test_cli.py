@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -318,39 +319,36 @@ def test_no_traceback_as_a_process(argv: list[str]) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    "command",
-    ["--explain sip:example.test", "ping --json --dns-timeout 0.5 --timeout 0.2 sip:example.test"],
-)
-def test_quiet_on_a_closed_pipe(command: str) -> None:
-    # The reader is gone (long) before Python has started and writes its first line.
-    script = f"{sys.executable} -m asip_locate --zone {DEMO} {command} | (exec 0<&-; true)"
-    if command.startswith("ping"):
-        script = f"{sys.executable} -m asip_locate ping --zone {DEMO} {command[5:]}"
-        script += " | (exec 0<&-; true)"
-    result = subprocess.run(
-        ["bash", "-c", f"set -o pipefail; {script}"],
+def piped(argv: list[str], reader: str) -> subprocess.CompletedProcess[str]:
+    """``python -m asip_locate ARGV | READER`` in bash with pipefail."""
+    command = shlex.join([sys.executable, "-m", "asip_locate", *argv])
+    return subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command} | {reader}"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         cwd=ROOT,
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*ZONE, "--explain", "sip:example.test"],
+        ["ping", *ZONE, "--json", "--dns-timeout", "0.5", "--timeout", "0.2", "sip:example.test"],
+    ],
+)
+def test_quiet_on_a_closed_pipe(argv: list[str]) -> None:
+    # The reader is gone (long) before Python has started and writes its first line.
+    result = piped(argv, "(exec 0<&-; true)")
     assert "Broken pipe" not in result.stderr
     assert "Traceback" not in result.stderr
     assert result.returncode == 0, result.stderr
 
 
 def test_head_sees_the_first_line_only() -> None:
-    script = f"{sys.executable} -m asip_locate --zone {DEMO} --explain sip:example.test | head -1"
-    result = subprocess.run(
-        ["bash", "-c", f"set -o pipefail; {script}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    result = piped([*ZONE, "--explain", "sip:example.test"], "head -1")
     assert result.stdout == "sip:example.test\n"
     assert result.stderr == ""
     assert result.returncode == 0

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.examples_run import demo_zone, run_example
 from tests.kamailio import free_ports
 from tests.sip_responder import Responder, reply_to, udp_responder
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "invite_client.py"
 SIP1, SIP2 = "127.0.0.11", "127.0.0.12"  # the demo zone's UDP SRV order: sip1, then sip2
 T1 = 0.02
 
@@ -51,8 +47,7 @@ async def call(
 ) -> tuple[int, str, list[Responder], float]:
     """Run the example with these responders (None: nothing listens there)."""
     (port,) = free_ports([SIP1, SIP2], 1)
-    zone = (ROOT / "examples" / "demo.zone").read_text().replace(" 5060 ", f" {port} ")
-    (tmp_path / "demo.zone").write_text(zone)
+    zone = demo_zone(tmp_path, port)
     servers: list[Responder] = []
     for address, answer in ((SIP1, sip1), (SIP2, sip2)):
         server, _ = await udp_responder(answer or silent, address, port)
@@ -62,27 +57,16 @@ async def call(
             server.transport.close()
     started = time.monotonic()
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLE), "--zone", str(tmp_path / "demo.zone"), "--ipv4",
+        code, out, err = await run_example(
+            "invite_client.py", "--zone", str(zone), "--ipv4",
             "--t1", str(T1), "--ring-timeout", "5", "sip:alice@example.test",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
-        try:
-            async with asyncio.timeout(30):
-                out, err = await process.communicate()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
     finally:
         for server in servers:
             if server.transport is not None:
                 server.transport.close()
-    assert not err, err.decode()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), servers, time.monotonic() - started
+    assert not err, err
+    return code, out, servers, time.monotonic() - started
 
 
 def methods(server: Responder) -> list[str]:
