@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import itertools
 import json
 import math
@@ -36,7 +35,7 @@ from asip_locate._model import (
     Target,
     Transport,
 )
-from asip_locate._options import IpStrategy, LocateOptions
+from asip_locate._options import IpStrategy, LocateOptions, parse_nameserver
 from asip_locate._ping import Attempt, PingOptions, ping
 
 EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
@@ -60,35 +59,14 @@ def seconds(text: str) -> float:
 
 
 def nameserver(text: str) -> str:
-    """An argparse type: ``ip``, ``ip:port``, ``[ipv6]`` or ``[ipv6]:port``, normalized.
-
-    Returns the form LocateOptions takes: ``ip``, ``ip:port`` or ``[ipv6]:port``.
-    (A public parser in the library would serve this and LocateOptions alike.)
-    """
-    host, port_text = text, None
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise argparse.ArgumentTypeError(f"bad nameserver {text!r}: expected [ipv6]:port")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
+    """An argparse type: ``ip``, ``ip:port`` or ``[ipv6]:port`` (``parse_nameserver``)."""
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad nameserver {text!r}: not an IP address (ip, ip:port or [ipv6]:port)"
-        ) from None
-    if text.startswith("[") and address.version != 6:
-        raise argparse.ArgumentTypeError(f"bad nameserver {text!r}: brackets are for IPv6")
-    if port_text is None:
-        return str(address)
-    if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
-        raise argparse.ArgumentTypeError(
-            f"bad nameserver {text!r}: port must be 1-65535, not {port_text!r}"
-        )
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{shown}:{int(port_text)}"
+        address, port = parse_nameserver(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad {exc}") from None
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def zone_file(text: str) -> Path:
