@@ -23,7 +23,7 @@ How it works:
 * Every store subscribes to that channel and applies what it receives, its own
   reports included, so all mirrors converge on Redis' order. On every (re)connect it
   subscribes first, writes what was queued while it was away, then reads every key of
-  the namespace (SCAN) and replaces its mirror with it.
+  the namespace (SCAN) and replaces its mirror with it (a longer local hold is kept).
 * Redis restarted without its data (an ``<namespace>:epoch`` key tells): each store
   writes back the demotions it still holds, so the fleet's state is rebuilt.
 * Redis down or slow: everything keeps working on local state; one warning per
@@ -369,6 +369,8 @@ class RedisHealthStore(HealthTable):
         if entry is not None and not self._closed:
             hold = min(self.hold if retry_after is None else retry_after, self.max_hold)
             until_ms = math.ceil((self._wall() + hold) * 1000)
+            if retry_after is not None:
+                retry_after = min(retry_after, self.max_hold)  # as shared: within bounds
             self._push(_Op("fail", endpoint, until_ms, reason, retry_after))
         return entry
 
@@ -527,7 +529,7 @@ class RedisHealthStore(HealthTable):
                 entry.endpoint,
                 math.ceil((now + min(entry.until - now_mono, self.max_hold)) * 1000),
                 entry.reason,
-                entry.retry_after,
+                None if entry.retry_after is None else min(entry.retry_after, self.max_hold),
                 entry.failures,
             )
             for entry in self.entries()
@@ -620,7 +622,7 @@ class RedisHealthStore(HealthTable):
                 self.discard(entry.endpoint)
         for entry in sorted(found.values(), key=lambda e: e.until):
             if entry.endpoint not in pending:
-                self.apply(entry)
+                self._merge(entry)
 
     async def _read(self, pubsub: PubSub) -> None:
         for _ in range(2**62):  # bounded only by the session; each wait is bounded
@@ -682,4 +684,17 @@ class RedisHealthStore(HealthTable):
             self.discard(doc["ep"])
         else:
             until = self._clock() + (doc["u"] / 1000 - self._wall())
-            self.apply(EndpointHealth(doc["ep"], doc["r"], until, doc["n"], doc["ra"]))
+            self._merge(EndpointHealth(doc["ep"], doc["r"], until, doc["n"], doc["ra"]))
+
+    def _merge(self, entry: EndpointHealth) -> None:
+        """Apply a shared state, keeping a longer local hold (a Retry-After > max_hold).
+
+        Redis never shortens a hold either: only a success or a clear (their own
+        messages, which discard the entry first) end one early.
+        """
+        old = self._entries.get(entry.endpoint)
+        if old is not None and old.until > entry.until:
+            entry = EndpointHealth(
+                entry.endpoint, entry.reason, old.until, entry.failures, old.retry_after
+            )
+        self.apply(entry)

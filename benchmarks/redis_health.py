@@ -9,10 +9,6 @@
   connected RedisHealthStore, alternated, CPU time (``time.process_time``) per locate,
   best of ``--repeat``; the Redis commands processed meanwhile (INFO) show that a
   locate never touches the network.
-* `snapshot()` alone found one real difference on the way: before RedisHealthStore had
-  `__slots__`, its ~33 instance attributes went past CPython's 30 shared keys and each
-  attribute read of `snapshot()` got slower (about 260 ns against 340 ns per call with
-  `timeit`); with the slots its instance dict holds HealthTable's 8 attributes again.
 
 Starts its own redis-server (``/usr/bin/redis-server``) on a free loopback port, no
 persistence, and writes its figures into benchmarks/REDIS.md.
@@ -289,6 +285,10 @@ Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
   run; a Redis ratio within that noise means "the same". `snapshot()` timed alone is
   the one call of a locate that differs by store. Zero commands during the locates: a
   locate never touches the network.
+* `snapshot()` alone found one real difference on the way: before RedisHealthStore had
+  `__slots__`, its ~33 instance attributes went past CPython's 30 shared keys and each
+  attribute read of `snapshot()` got slower (about 260 ns against 340 ns per call with
+  `timeit`); with the slots its instance dict holds HealthTable's 8 attributes again.
 * Locate: `benchmarks.cached_path`'s domain (3 NAPTR → 3 SRV → 6 targets, all cached,
   2 targets demoted in every Locator), `time.process_time` per locate, best of the
   repeats, the three Locators alternated (order reversed every other repeat) in one

@@ -581,3 +581,20 @@ def test_missing_redis_server_skips_locally_but_fails_in_ci(
     outcome = pytest.fail.Exception if in_ci else pytest.skip.Exception
     with pytest.raises(outcome, match="apt-get install redis-server"):
         require_redis()
+
+
+async def test_a_retry_after_beyond_max_hold_is_shared_capped(server: RedisServer) -> None:
+    one = quick_store(server.url, "capped", max_hold=60)
+    two = quick_store(server.url, "capped", max_hold=60)
+    async with make(one) as here, make(two) as there:
+        await eventually(lambda: one.connected and two.connected)
+        here.report_failure(endpoint(A), reason="503", retry_after=10**6)
+        await eventually(lambda: bool(there.health()))
+        [entry] = there.health()
+        assert entry.retry_after == 60
+        assert 55 < entry.until - time.monotonic() <= 60
+        assert one.stats.ignored == two.stats.ignored == 0
+        assert one.stats.received == 1  # its own echo, which keeps the full local hold:
+        [mine] = here.health()
+        assert mine.retry_after == 10**6
+        assert mine.until - time.monotonic() > 10**6 - 5
