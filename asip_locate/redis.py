@@ -694,7 +694,12 @@ class RedisHealthStore(HealthTable):
         """
         old = self._entries.get(entry.endpoint)
         if old is not None and old.until > entry.until:
+            # The longer local hold is kept, and the latest report's Retry-After, unless
+            # that is just our own value as shared (capped at max_hold).
+            retry_after = entry.retry_after
+            if old.retry_after is not None and retry_after == min(old.retry_after, self.max_hold):
+                retry_after = old.retry_after
             entry = EndpointHealth(
-                entry.endpoint, entry.reason, old.until, entry.failures, old.retry_after
+                entry.endpoint, entry.reason, old.until, entry.failures, retry_after
             )
         self.apply(entry)
