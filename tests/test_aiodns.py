@@ -98,7 +98,7 @@ async def test_truncated_udp_answer_is_retried_over_tcp(
 async def test_large_rrset_arrives_over_tcp(server: ZoneServer) -> None:
     lines = [f"_sip._tcp.big.test. IN SRV 0 0 5060 host{i:03}.example.test." for i in range(60)]
     server.set_zone(ZONE + "\n".join(lines) + "\n")
-    backend = AiodnsBackend([server.address], timeout=0.5, tries=1)
+    backend = AiodnsBackend([server.address], timeout=0.5, tries=1, max_records=100)
     try:
         answer = await backend.query(Query("_sip._tcp.big.test", RType.SRV))
     finally:
