@@ -46,8 +46,10 @@ _SHAPE: dict[RType, type | tuple[type, ...]] = {
     RType.A: ipaddress.IPv4Address,
     RType.AAAA: ipaddress.IPv6Address,
 }
-_BY_CODE = {code: rtype for rtype, code in TYPE_CODE.items()}
+_A_SHAPE, _AAAA_SHAPE = ipaddress.IPv4Address, ipaddress.IPv6Address
 _NAPTR_KEY = attrgetter("order", "preference")
+_NAPTR, _SRV, _A, _AAAA = RType.NAPTR, RType.SRV, RType.A, RType.AAAA
+_NOERROR, _NODATA = Status.NOERROR, Status.NODATA
 _SRV_KEY = attrgetter("priority")
 
 
@@ -85,10 +87,6 @@ class Built(NamedTuple):
     dropped: int
     dropped_additional: int
     capped: int
-
-
-def _ttl(value: int) -> int:
-    return 0 if value > MAX_TTL or value < 0 else value
 
 
 def cname_chain(owner: str, records: Sequence[RR]) -> list[RR]:
@@ -142,8 +140,10 @@ def build_answer(
         The Answer (NOERROR, or NODATA when no usable record is left) and the counts
         of what was dropped or capped.
     """
-    records = records if isinstance(records, Sequence) else list(records)
-    owner = query.name if owner is None else owner
+    if type(records) is not list:
+        records = list(records)
+    if owner is None:
+        owner = query.name
     rtype = query.rtype
     wanted = TYPE_CODE[rtype]
     shape = _SHAPE[rtype]
@@ -158,6 +158,7 @@ def build_answer(
             and rr.name in names
             and isinstance(rr.data, shape)
         ]
+        cnames = tuple(link.name for link in chain)
     else:
         kept = [
             rr
@@ -167,28 +168,32 @@ def build_answer(
             and rr.name == owner
             and isinstance(rr.data, shape)
         ]
+        cnames = ()
     dropped = len(records) - len(kept) - len(chain)
-    cnames = tuple(link.name for link in chain)
     if not kept:
         detail = f"{dropped} record(s) dropped" if dropped else ""
-        return Built(Answer(query, Status.NODATA, cnames=cnames, detail=detail), dropped, 0, 0)
-    ttl = min(_ttl(rr.ttl) for rr in kept)
+        return Built(Answer(query, _NODATA, cnames=cnames, detail=detail), dropped, 0, 0)
+    ttls = [rr.ttl for rr in kept]
     if chain:
-        ttl = min(ttl, *(_ttl(link.ttl) for link in chain))
+        ttls += [link.ttl for link in chain]
+    ttl = min(ttls)
+    if ttl < 0 or max(ttls) > MAX_TTL:
+        ttl = 0
     data: list[Record] = [rr.data for rr in kept]  # type: ignore[misc]  # shapes checked
-    if rtype is RType.NAPTR:
+    if rtype is _NAPTR:
         data.sort(key=_NAPTR_KEY)
-    elif rtype is RType.SRV:
+    elif rtype is _SRV:
         data.sort(key=_SRV_KEY)
-    capped = max(len(data) - max_records, 0)
-    if capped:
+    capped = len(data) - max_records
+    if capped > 0:
         del data[max_records:]
-    extra: tuple[Answer, ...] = ()
-    dropped_additional = 0
-    if rtype is RType.SRV:
+    else:
+        capped = 0
+    if rtype is _SRV and additional:
         extra, dropped_additional = additional_answers(data, additional, max_records)  # type: ignore[arg-type]
-    answer = Answer(query, Status.NOERROR, tuple(data), ttl, cnames, additional=extra)
-    return Built(answer, dropped, dropped_additional, capped)
+        answer = Answer(query, _NOERROR, tuple(data), ttl, cnames, additional=extra)
+        return Built(answer, dropped, dropped_additional, capped)
+    return Built(Answer(query, _NOERROR, tuple(data), ttl, cnames), dropped, 0, capped)
 
 
 def additional_answers(
@@ -202,27 +207,35 @@ def additional_answers(
     the Answers and the number of additional records not used.
     """
     targets = {record.target for record in srv if record.target}
-    groups: dict[Query, list[RR]] = {}
+    groups: dict[tuple[str, int], list[RR]] = {}
     dropped = 0
     for rr in additional:
-        rtype = _BY_CODE.get(rr.rtype)
+        kind = rr.rtype
         if (
-            rtype is not None
-            and (rtype is RType.A or rtype is RType.AAAA)
+            (kind == 1 or kind == 28)
             and rr.rclass == CLASS_IN
             and rr.name in targets
-            and isinstance(rr.data, _SHAPE[rtype])
+            and isinstance(rr.data, _A_SHAPE if kind == 1 else _AAAA_SHAPE)
         ):
-            groups.setdefault(Query(rr.name, rtype), []).append(rr)
+            key = (rr.name, kind)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [rr]
+            else:
+                group.append(rr)
         else:
             dropped += 1
     answers = []
-    for query, rrs in groups.items():
+    for (name, kind), rrs in groups.items():
         if len(rrs) > max_records:
             del rrs[max_records:]
-        ttl = min(_ttl(rr.ttl) for rr in rrs)
-        addresses: tuple[Record, ...] = tuple(rr.data for rr in rrs)  # type: ignore[misc]
-        answers.append(Answer(query, Status.NOERROR, addresses, ttl))
+        ttls = [rr.ttl for rr in rrs]
+        ttl = min(ttls)
+        if ttl < 0 or max(ttls) > MAX_TTL:
+            ttl = 0
+        addresses: tuple[Record, ...] = tuple([rr.data for rr in rrs])  # type: ignore[misc]
+        query = Query(name, _A if kind == 1 else _AAAA)
+        answers.append(Answer(query, _NOERROR, addresses, ttl))
     return tuple(answers), dropped
 
 

@@ -28,9 +28,11 @@ async def server() -> AsyncIterator[ZoneServer]:
         yield server
 
 
-@pytest.fixture
-async def backend(server: ZoneServer) -> AsyncIterator[AiodnsBackend]:
-    backend = AiodnsBackend([server.address], timeout=0.3, tries=1)
+@pytest.fixture(params=[False, True], ids=["loop-driven", "event-thread"])
+async def backend(
+    server: ZoneServer, request: pytest.FixtureRequest
+) -> AsyncIterator[AiodnsBackend]:
+    backend = AiodnsBackend([server.address], timeout=0.3, tries=1, event_thread=request.param)
     yield backend
     await backend.aclose()
 
