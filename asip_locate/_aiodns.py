@@ -206,7 +206,8 @@ class AiodnsBackend:
     """The default backend: c-ares through pycares 5 (the library under aiodns 4).
 
     Args:
-        nameservers: "ip", "ip:port" or "[ipv6]:port"; empty uses the system's.
+        nameservers: "ip", "ip:port" or "[ipv6]:port"; empty uses the system's
+            (ValueError at once for anything else).
         timeout: Seconds c-ares waits for one try.
         tries: Tries per nameserver.
         max_records: The most records of the asked type an Answer keeps (NAPTR
@@ -261,6 +262,8 @@ class AiodnsBackend:
             "socket_receive_buffer_size": RECEIVE_BUFFER,
         }
         if nameservers:
+            for server in nameservers:
+                _check_nameserver(server)
             self._options["servers"] = list(nameservers)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: _Channel | None = None
@@ -419,6 +422,30 @@ class AiodnsBackend:
                 self.max_records + built.capped,
             )
         return built.answer
+
+
+def _check_nameserver(server: str) -> None:
+    """Refuse what c-ares would refuse only later, on first use (a ValueError now)."""
+    host, port = server, ""
+    if server.startswith("["):
+        host, sep, port = server[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise ValueError(f"nameserver {server!r}: expected [ipv6]:port")
+        port = port[1:]
+        version = 6
+    elif server.count(":") == 1:
+        host, _, port = server.partition(":")
+        version = 4
+    else:
+        version = 0
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"nameserver {server!r}: not an IP address (with optional port)") from None
+    if version and address.version != version:
+        raise ValueError(f"nameserver {server!r}: use [ipv6]:port for an IPv6 address with a port")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"nameserver {server!r}: bad port")
 
 
 def _failure(query: Query, code: int | None) -> Answer:

@@ -227,3 +227,19 @@ async def test_unbound_with_default_minimal_responses_sends_no_additional_data(
     # Unbound's default `minimal-responses: yes` (since 1.10) leaves the additional
     # section empty, so through it every target address is a query of its own.
     assert answer.additional == ()
+
+
+async def test_unbound_without_minimal_responses(tmp_path: Path) -> None:
+    zones = zones_from_lines(ADDITIONAL.splitlines(), APEXES)
+    with running_stack(tmp_path, zones, unbound_options=["minimal-responses: no"]) as full:
+        first = await _srv_answer(full.address)
+        # Asked again: the SRV targets' addresses may now be in Unbound's cache.
+        again = await _srv_answer(full.address)
+    assert len(first.records) == len(again.records) == 3
+    extra = {(x.query.name, x.query.rtype) for x in first.additional + again.additional}
+    # Unbound then passes on what NSD gave it: the in-zone targets' addresses.
+    assert extra == {
+        ("sip1.example.com", RType.A),
+        ("sip1.example.com", RType.AAAA),
+        ("sip2.example.com", RType.A),
+    }

@@ -297,3 +297,17 @@ def test_locator_built_before_any_loop_runs() -> None:
             return [str(t) for t in await locator.resolve("sip:good.example.test:5060")]
 
     assert asyncio.run(main()) == ["udp 127.0.0.5:5060 (good.example.test)"]
+
+
+@pytest.mark.parametrize(
+    "server",
+    ["127.0.0.1:0", "127.0.0.1:70000", "host.example.test", "[::1", "[127.0.0.1]:53", "1.2.3"],
+)
+def test_unparsable_nameservers_are_refused_at_construction(server: str) -> None:
+    with pytest.raises(ValueError, match="nameserver"):
+        AiodnsBackend([server])
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[::1]"])
+def test_nameserver_forms(server: str) -> None:
+    AiodnsBackend([server])
