@@ -64,7 +64,9 @@ so a process that meets many distinct names holds memory the library's own cache
 limits do not cover. A channel that has sent this many queries takes no more; it is
 closed (and its cache freed) once its last query has been answered, and a new
 channel takes the next queries. The cost is a new channel and socket per RECYCLE_AFTER
-queries."""
+queries. It also bounds how many queries share one UDP source port (the channel keeps
+its sockets open between queries, ARES_FLAG_STAYOPEN; pycares 5 does not expose
+c-ares' udp_max_queries)."""
 
 
 def _decode(rr: pycares.DNSRecord) -> RR:
@@ -260,6 +262,12 @@ class AiodnsBackend:
             # the kernel's default UDP receive buffer (~208 KiB) then drops replies,
             # which come back only as c-ares timeouts and retries.
             "socket_receive_buffer_size": RECEIVE_BUFFER,
+            # c-ares closes a UDP socket as soon as no query is pending on it, so a
+            # locate paid a new socket (socket, connect, SO_RCVBUF, epoll) per wave:
+            # half the CPU of a query at 1 in flight. Keeping it open is bounded by
+            # the recycling: each channel's sockets carry at most RECYCLE_AFTER
+            # queries, then a new channel gets new (randomly numbered) source ports.
+            "flags": pycares.ARES_FLAG_STAYOPEN,
         }
         if nameservers:
             for server in nameservers:

@@ -95,6 +95,7 @@ class ZoneServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None] | None] = {}
 
     @property
     def address(self) -> str:
@@ -147,6 +148,13 @@ class ZoneServer:
             self._tcp.close()
             await self._tcp.wait_closed()
             self._tcp = None
+        # Clients may keep TCP connections open (c-ares with ARES_FLAG_STAYOPEN): end
+        # them, so that no connection handler outlives the server.
+        connections, self._connections = self._connections, {}
+        for writer in connections:
+            writer.close()
+        handlers = [task for task in connections.values() if task is not None]
+        await asyncio.gather(*handlers, return_exceptions=True)
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
@@ -244,6 +252,7 @@ class ZoneServer:
         return found
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections[writer] = asyncio.current_task()
         try:
             while True:
                 header = await reader.readexactly(2)
@@ -257,6 +266,7 @@ class ZoneServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._connections.pop(writer, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
