@@ -70,6 +70,7 @@ class Locator:
                 self.options.nameservers,
                 timeout=self.options.timeout,
                 tries=self.options.tries,
+                max_records=self.options.max_records,
             )
         if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
             backend = CachingBackend(backend, self.options, clock=clock)

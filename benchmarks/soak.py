@@ -1,6 +1,8 @@
 """Soak run: many locates over many domains with injected DNS faults; RSS and fds.
 
     python -m benchmarks.soak --locates 100000 --duration 300
+    python -m benchmarks.soak --cold 100000 [--recycle-after 0]
+
 
 A ZoneServer in a child process serves ``--domains`` domains on 127.0.0.1; one in ten
 answers normally, the others time out, SERVFAIL, REFUSE, send garbage or the wrong
@@ -11,6 +13,13 @@ and closed; some locates are cancelled, some abandoned after the first target, s
 are invalid URIs. The client's RSS and open file descriptors (from /proc/self) are
 sampled after a warm-up and at the end. Exit status 1 when an unexpected exception
 escaped, tasks were left behind, or the descriptors grew.
+
+``--cold N`` runs the distinct-names soak instead: N locates of N different domains of
+the benchmark zone (NSD, else Knot, else ZoneServer, on loopback; TTL 3600 s, c-ares'
+longest cache time), each asked once, through one Locator. It measures what stays in
+memory per distinct name: the library's cache is bounded by ``cache_size``, and c-ares'
+own query cache by AiodnsBackend's channel recycling (``--recycle-after``; 0 turns the
+recycling off to show the growth without it).
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from asip_locate import (
+    AiodnsBackend,
     InvalidUriError,
+    IpStrategy,
     LocateOptions,
     LocateTimeoutError,
     Locator,
@@ -305,8 +316,102 @@ def report(soak: Soak, answered: int) -> dict[str, object]:
     }
 
 
+async def cold_soak(args: argparse.Namespace, address: str) -> dict[str, object]:
+    """N distinct cold locates through one Locator; RSS sampled every 10 %."""
+    from benchmarks._zone import TARGETS_PER_LOCATE
+    from benchmarks._zone import domain as bench_domain
+
+    recycle = args.recycle_after or 2**62
+    options = LocateOptions(
+        nameservers=(address,), timeout=2.0, tries=2, ip_strategy=IpStrategy.IPV4_ONLY
+    )
+    backend = AiodnsBackend(
+        options.nameservers,
+        timeout=options.timeout,
+        tries=options.tries,
+        max_records=options.max_records,
+        recycle_after=recycle,
+    )
+    outcomes: Counter[str] = Counter()
+    samples: list[dict[str, float]] = []
+    next_index = 0
+    started = time.monotonic()
+
+    def sample() -> None:
+        gc.collect()
+        row = {
+            "locates": next_index,
+            "seconds": round(time.monotonic() - started, 1),
+            "rss_kib": rss_kib(),
+            "fds": open_fds(),
+            "channels": backend.channels_opened,
+        }
+        samples.append(row)
+        print(
+            f"  {row['locates']:>8} locates {row['seconds']:7.1f}s  RSS "
+            f"{row['rss_kib'] / 1024:7.1f} MiB  fds {row['fds']:4}  channels {row['channels']}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def worker(locator: Locator, stop: int) -> None:
+        nonlocal next_index
+        while next_index < stop:
+            index = next_index
+            next_index += 1
+            try:
+                targets = await locator.resolve(f"sip:{bench_domain(index)}")
+                # IPv4 only: 6 of the 12 targets.
+                ok = len(targets) == TARGETS_PER_LOCATE // 2
+                outcomes["targets" if ok else "fewer targets"] += 1
+            except (NoTargetsError, LocateTimeoutError) as exc:
+                outcomes[type(exc).__name__] += 1
+
+    sample()
+    async with Locator(options, backend=backend) as locator:
+        step = max(args.cold // 10, 1)
+        sample()
+        while next_index < args.cold:
+            stop = min(next_index + step, args.cold)
+            await asyncio.gather(*(worker(locator, stop) for _ in range(args.concurrency)))
+            sample()
+        cache = locator.cache_info()
+    sample()
+    return {
+        "cold_locates": args.cold,
+        "recycle_after": args.recycle_after,
+        "concurrency": args.concurrency,
+        "outcomes": dict(outcomes),
+        "cache_entries": cache.size,
+        "samples": samples,
+    }
+
+
+def cold_main(args: argparse.Namespace) -> int:
+    from benchmarks._servers import start_server
+    from benchmarks._zone import zone_text as bench_zone
+
+    server = start_server(bench_zone(args.cold + 10), args.server)
+    try:
+        print(f"cold soak: {args.cold} names, {server.kind} on {server.address}", file=sys.stderr)
+        figures = asyncio.run(cold_soak(args, server.address))
+    finally:
+        server.stop()
+    print(json.dumps({k: v for k, v in figures.items() if k != "samples"}, indent=2))
+    if args.json:
+        with open(args.json, "w") as out:
+            out.write(json.dumps(figures, indent=2) + "\n")
+    outcomes = figures["outcomes"]
+    return 0 if outcomes == {"targets": args.cold} else 1  # type: ignore[comparison-overlap]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--cold", type=int, default=0, help="distinct-names soak of N locates")
+    parser.add_argument(
+        "--recycle-after", type=int, default=4096, help="with --cold: c-ares channel bound (0: off)"
+    )
+    parser.add_argument("--server", default="auto", choices=["auto", "nsd", "knot", "zoneserver"])
     parser.add_argument(
         "--locates", type=int, default=100_000, help="measured locates (after the warm-up)"
     )
@@ -323,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--max-fd-growth", type=int, default=0, help="fail when fds grow by more")
     args = parser.parse_args(argv)
+    if args.cold:
+        return cold_main(args)
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()

@@ -251,9 +251,13 @@ class Unbound(_Process):
 
     name = "unbound"
 
-    def __init__(self, workdir: Path, hosts: Iterable[str] = ("127.0.0.1",)) -> None:
+    def __init__(
+        self, workdir: Path, hosts: Iterable[str] = ("127.0.0.1",), options: Iterable[str] = ()
+    ) -> None:
         super().__init__(workdir)
         self.hosts = list(hosts)
+        self.options = list(options)
+        """Extra ``server:`` lines, e.g. "minimal-responses: no"."""
         self.port = 0
         self.conf = workdir / "unbound.conf"
 
@@ -282,6 +286,7 @@ class Unbound(_Process):
         d = self.workdir
         interfaces = "".join(f"  interface: {h}@{self.port}\n" for h in self.hosts)
         zones = "".join(f'  local-zone: "{a}." transparent\n' for a in apexes)
+        zones += "".join(f"  {line}\n" for line in self.options)
         stubs = "".join(
             f'stub-zone:\n  name: "{a}."\n  stub-addr: {upstream}@{upstream_port}\n'
             "  stub-prime: no\n"
@@ -347,11 +352,12 @@ class Stack:
         workdir: Path,
         resolver_hosts: Iterable[str] = ("127.0.0.1",),
         nsd_host: str = "127.0.0.1",
+        unbound_options: Iterable[str] = (),
     ) -> None:
         (workdir / "nsd").mkdir(exist_ok=True)
         (workdir / "unbound").mkdir(exist_ok=True)
         self.nsd = Nsd(workdir / "nsd", nsd_host)
-        self.unbound = Unbound(workdir / "unbound", resolver_hosts)
+        self.unbound = Unbound(workdir / "unbound", resolver_hosts, unbound_options)
         self.apexes: list[str] = []
 
     @property
@@ -383,10 +389,11 @@ def running_stack(
     zones: Mapping[str, str],
     resolver_hosts: Iterable[str] = ("127.0.0.1",),
     nsd_host: str = "127.0.0.1",
+    unbound_options: Iterable[str] = (),
 ) -> Iterator[Stack]:
-    """A started Stack, stopped on exit."""
+    """A started Stack, stopped on exit (``unbound_options``: extra server lines)."""
     require_servers()
-    stack = Stack(workdir, resolver_hosts, nsd_host)
+    stack = Stack(workdir, resolver_hosts, nsd_host, unbound_options)
     try:
         stack.start(zones)
         yield stack

@@ -28,9 +28,11 @@ async def server() -> AsyncIterator[ZoneServer]:
         yield server
 
 
-@pytest.fixture
-async def backend(server: ZoneServer) -> AsyncIterator[AiodnsBackend]:
-    backend = AiodnsBackend([server.address], timeout=0.3, tries=1)
+@pytest.fixture(params=[False, True], ids=["loop-driven", "event-thread"])
+async def backend(
+    server: ZoneServer, request: pytest.FixtureRequest
+) -> AsyncIterator[AiodnsBackend]:
+    backend = AiodnsBackend([server.address], timeout=0.3, tries=1, event_thread=request.param)
     yield backend
     await backend.aclose()
 
@@ -98,7 +100,7 @@ async def test_truncated_udp_answer_is_retried_over_tcp(
 async def test_large_rrset_arrives_over_tcp(server: ZoneServer) -> None:
     lines = [f"_sip._tcp.big.test. IN SRV 0 0 5060 host{i:03}.example.test." for i in range(60)]
     server.set_zone(ZONE + "\n".join(lines) + "\n")
-    backend = AiodnsBackend([server.address], timeout=0.5, tries=1)
+    backend = AiodnsBackend([server.address], timeout=0.5, tries=1, max_records=100)
     try:
         answer = await backend.query(Query("_sip._tcp.big.test", RType.SRV))
     finally:

@@ -6,6 +6,7 @@ flushes Unbound's cache. Skipped without the binaries, failing under CI=true.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from asip_locate import IpStrategy, LocateOptions, Locator, NoTargetsError, Transport
+from asip_locate import (
+    AiodnsBackend,
+    Answer,
+    IpStrategy,
+    LocateOptions,
+    Locator,
+    NoTargetsError,
+    Query,
+    RType,
+    Transport,
+)
 from tests.servers import (
     Stack,
     have_ipv6_loopback,
@@ -172,3 +183,63 @@ async def test_loops_through_unbound_end_in_no_targets(stack: Stack, zone: str, 
     async with Locator(opts) as locator:
         with pytest.raises(NoTargetsError):
             await locator.resolve(uri)
+
+
+ADDITIONAL = HEAD + (
+    "_sip._udp.example.com. IN SRV 10 50 5060 sip1.example.com.\n"
+    "_sip._udp.example.com. IN SRV 20 50 5060 sip2.example.com.\n"
+    "_sip._udp.example.com. IN SRV 30 50 5060 out.example.net.\n"
+    "sip1.example.com. IN A 127.0.0.11\n"
+    "sip1.example.com. IN AAAA ::11\n"
+    "sip2.example.com. IN A 127.0.0.12\n"
+    "out.example.net. IN A 127.0.0.13\n"
+)
+
+
+async def _srv_answer(address: str) -> Answer:
+    backend = AiodnsBackend([address], timeout=2.0, tries=2)
+    try:
+        return await backend.query(Query("_sip._udp.example.com", RType.SRV))
+    finally:
+        await backend.aclose()
+
+
+async def test_nsd_sends_in_zone_srv_target_addresses_as_additional_data(stack: Stack) -> None:
+    serve(stack, ADDITIONAL)
+    answer = await _srv_answer(f"{stack.nsd.host}:{stack.nsd.port}")
+    assert len(answer.records) == 3
+    extra = {(x.query.name, x.query.rtype): x.records for x in answer.additional}
+    # NSD adds the addresses of targets in the zone it serves (example.com), not of
+    # targets in other zones (example.net), even ones it also serves.
+    assert extra == {
+        ("sip1.example.com", RType.A): (ipaddress.ip_address("127.0.0.11"),),
+        ("sip1.example.com", RType.AAAA): (ipaddress.ip_address("::11"),),
+        ("sip2.example.com", RType.A): (ipaddress.ip_address("127.0.0.12"),),
+    }
+
+
+async def test_unbound_with_default_minimal_responses_sends_no_additional_data(
+    stack: Stack,
+) -> None:
+    serve(stack, ADDITIONAL)
+    answer = await _srv_answer(stack.address)
+    assert len(answer.records) == 3
+    # Unbound's default `minimal-responses: yes` (since 1.10) leaves the additional
+    # section empty, so through it every target address is a query of its own.
+    assert answer.additional == ()
+
+
+async def test_unbound_without_minimal_responses(tmp_path: Path) -> None:
+    zones = zones_from_lines(ADDITIONAL.splitlines(), APEXES)
+    with running_stack(tmp_path, zones, unbound_options=["minimal-responses: no"]) as full:
+        first = await _srv_answer(full.address)
+        # Asked again: the SRV targets' addresses may now be in Unbound's cache.
+        again = await _srv_answer(full.address)
+    assert len(first.records) == len(again.records) == 3
+    extra = {(x.query.name, x.query.rtype) for x in first.additional + again.additional}
+    # Unbound then passes on what NSD gave it: the in-zone targets' addresses.
+    assert extra == {
+        ("sip1.example.com", RType.A),
+        ("sip1.example.com", RType.AAAA),
+        ("sip2.example.com", RType.A),
+    }

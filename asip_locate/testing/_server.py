@@ -31,6 +31,9 @@ class Fault:
     ``drop`` sends nothing; ``truncate`` sets TC over UDP (TCP still answers);
     ``garbage`` sends bytes that are not a DNS message; ``wrong_type`` answers with
     an A record whatever was asked; ``delay`` waits that many seconds first.
+    ``answer_extra`` / ``additional_extra`` are zone-file lines (absolute owners)
+    appended to the answer / additional section of the normal reply: records a
+    broken or hostile server adds (foreign owners, other classes, off-chain CNAMEs).
     """
 
     name: str | None = None
@@ -41,6 +44,8 @@ class Fault:
     truncate: bool = False
     garbage: bool = False
     wrong_type: bool = False
+    answer_extra: tuple[str, ...] = ()
+    additional_extra: tuple[str, ...] = ()
     times: int | None = None
 
     def matches(self, name: str, qtype: str) -> bool:
@@ -64,18 +69,33 @@ class ZoneServer:
     Use as ``async with ZoneServer(text) as server:`` and point a resolver at
     ``server.address`` ("127.0.0.1:PORT"). ``server.log`` lists every query received;
     ``server.delay`` delays every answer; ``server.inject(...)`` adds a Fault.
+
+    With ``additional=True`` an SRV reply carries, in its additional section, the A
+    and AAAA records of every SRV target the zone holds (as NSD and Knot do for
+    in-zone targets, RFC 2782); ``additional`` can be changed at any time.
     """
 
-    def __init__(self, zone_text: str, *, host: str = "127.0.0.1", delay: float = 0.0):
+    def __init__(
+        self,
+        zone_text: str,
+        *,
+        host: str = "127.0.0.1",
+        delay: float = 0.0,
+        additional: bool = False,
+        port: int = 0,
+    ):
         self.zone = Zone(zone_text)
         self.host = host
         self.delay = delay
+        self.additional = additional
         self.faults: list[Fault] = []
         self.log: list[LoggedQuery] = []
-        self.port = 0
+        self.port = port
+        """The port to bind (0: a free one, chosen at ``start``), then the bound one."""
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None] | None] = {}
 
     @property
     def address(self) -> str:
@@ -103,11 +123,11 @@ class ZoneServer:
         ]
 
     async def start(self) -> None:
-        """Bind UDP and TCP on one free port."""
+        """Bind UDP and TCP on one free port (or on ``port`` when it was given)."""
         loop = asyncio.get_running_loop()
-        for _ in range(20):
+        for _ in range(1 if self.port else 20):
             udp, _protocol = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, 0)
+                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
             )
             port = udp.get_extra_info("sockname")[1]
             try:
@@ -128,6 +148,13 @@ class ZoneServer:
             self._tcp.close()
             await self._tcp.wait_closed()
             self._tcp = None
+        # Clients may keep TCP connections open (c-ares with ARES_FLAG_STAYOPEN): end
+        # them, so that no connection handler outlives the server.
+        connections, self._connections = self._connections, {}
+        for writer in connections:
+            writer.close()
+        handlers = [task for task in connections.values() if task is not None]
+        await asyncio.gather(*handlers, return_exceptions=True)
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
@@ -182,6 +209,14 @@ class ZoneServer:
                 reply.add_answer(rr)
             for rr in result.authority:
                 reply.add_auth(rr)
+            if self.additional and question.qtype == QTYPE.SRV:
+                for rr in self._addresses_of_targets(result.answer):
+                    reply.add_ar(rr)
+            if fault:
+                for line in fault.answer_extra:
+                    reply.add_answer(*RR.fromZone(line))
+                for line in fault.additional_extra:
+                    reply.add_ar(*RR.fromZone(line))
         try:
             packed = reply.pack()
         except (DNSError, DNSLabelError, struct.error, ValueError) as exc:
@@ -201,7 +236,23 @@ class ZoneServer:
             packed = truncated.pack()
         return packed, delay
 
+    def _addresses_of_targets(self, answer: list[RR]) -> list[RR]:
+        found: list[RR] = []
+        seen: set[str] = set()
+        for rr in answer:
+            if rr.rtype != QTYPE.SRV:
+                continue
+            target = normalize_name(str(rr.rdata.target))
+            if target in seen:
+                continue
+            seen.add(target)
+            for record in self.zone.records.get(target, []):
+                if record.rtype in (QTYPE.A, QTYPE.AAAA):
+                    found.append(record)
+        return found
+
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections[writer] = asyncio.current_task()
         try:
             while True:
                 header = await reader.readexactly(2)
@@ -215,6 +266,7 @@ class ZoneServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._connections.pop(writer, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
