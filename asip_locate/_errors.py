@@ -36,6 +36,7 @@ _SPECIFICITY = (
     Status.SERVFAIL,
     Status.REFUSED,
     Status.ERROR,
+    Status.UNREACHABLE,
     Status.TIMEOUT,
 )
 

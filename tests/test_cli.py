@@ -182,10 +182,6 @@ def test_explain_without_targets_prints_the_tree_and_exits_1(
     assert "no targets for sip:gone.example.test" in captured.err
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the backend to map c-ares ECONNREFUSED to Status.UNREACHABLE (issue 14)",
-)
 def test_unreachable_nameserver_is_not_refused(capsys: pytest.CaptureFixture[str]) -> None:
     # Nothing listens on this port: c-ares sees ICMP port unreachable (connection refused).
     argv = ["--json", "--nameserver", "127.0.0.1:9", "--timeout", "0.5", "--deadline", "5"]
@@ -193,6 +189,7 @@ def test_unreachable_nameserver_is_not_refused(capsys: pytest.CaptureFixture[str
     document = json.loads(capsys.readouterr().out)
     statuses = {a["status"] for a in document.get("attempts", [])}
     assert "REFUSED" not in statuses
+    assert "UNREACHABLE" in statuses, statuses
     assert statuses <= {"UNREACHABLE", "TIMEOUT", "ERROR"}, statuses
 
 
@@ -352,3 +349,12 @@ def test_head_sees_the_first_line_only() -> None:
     assert result.stdout == "sip:example.test\n"
     assert result.stderr == ""
     assert result.returncode == 0
+
+
+def test_every_status_has_a_rank_in_no_targets_messages() -> None:
+    from asip_locate import NoTargetsError
+    from asip_locate._model import Answer, Status
+
+    attempts = tuple(Answer(Query("x.example.test", RType.SRV), status) for status in Status)
+    message = str(NoTargetsError("sip:x.example.test", attempts))
+    assert "x.example.test SRV: NXDOMAIN" in message
