@@ -234,6 +234,19 @@ class LocateOptions:
     to the next order, as Kamailio and most SIP stacks do. False applies RFC 3403
     §4.1 strictly (records with another order are never considered)."""
 
+    early_srv: bool = True
+    """Default True: ask the SRV names that the no-NAPTR fallback would ask (for the
+    supported transports) in the same first wave as the NAPTR query, so a NAPTR that
+    points at the conventional names costs no extra round trip. Only the timing of the
+    questions changes: an early answer is used only where RFC 3263 §4.1 would have
+    asked it. False: ask them only once the NAPTR answer calls for them."""
+
+    use_additional: bool = True
+    """Default True: use A/AAAA records from an SRV reply's additional section for the
+    SRV targets they belong to (RFC 2782) and query only the addresses still missing.
+    They rank below answer data (RFC 2181 §5.4.1): the cache keeps them only for
+    targets inside the SRV owner's domain, and never over answer-section data."""
+
     seed: int | None = None
     """Seed for RFC 2782 weighted ordering; None (default) draws fresh randomness.
     With a seed every locate orders equal-priority SRV records the same way."""
@@ -311,6 +324,8 @@ class LocateOptions:
             sips_policy: SipsPolicy | SipsPolicyName = ...,
             stay_in_domain: bool = ...,
             cross_naptr_orders: bool = ...,
+            early_srv: bool = ...,
+            use_additional: bool = ...,
             seed: int | None = ...,
             timeout: float = ...,
             tries: int = ...,
@@ -345,7 +360,13 @@ class LocateOptions:
         object.__setattr__(
             self, "sips_policy", _choice("sips_policy", SipsPolicy, self.sips_policy)
         )
-        for name in ("use_naptr", "stay_in_domain", "cross_naptr_orders"):
+        for name in (
+            "use_naptr",
+            "stay_in_domain",
+            "cross_naptr_orders",
+            "early_srv",
+            "use_additional",
+        ):
             _flag(name, getattr(self, name))
         seed: object = self.seed
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
