@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import TracebackType
 
 from asip_locate._aiodns import AiodnsBackend
-from asip_locate._backend import DnsBackend
+from asip_locate._backend import Capabilities, DnsBackend
 from asip_locate._cache import CacheInfo, CachingBackend
-from asip_locate._errors import NoTargetsError
+from asip_locate._errors import LocateError, NoTargetsError
 from asip_locate._health import (
     EndpointHealth,
     HealthTable,
@@ -22,8 +21,7 @@ from asip_locate._health import (
 )
 from asip_locate._model import Endpoint, FailureReason, Target
 from asip_locate._options import LocateOptions
-from asip_locate._order import Rng
-from asip_locate._plan import Resolution, RngFactory, plan_request
+from asip_locate._plan import RngFactory, plan_request
 from asip_locate._stream import TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via, plan_response
@@ -31,9 +29,28 @@ from asip_locate._via import Via, parse_via, plan_response
 LocationKey = tuple[bool, str, int | None, str | None]
 """What decides a resolution: (secure, RFC 3263 TARGET, port, transport parameter)."""
 
+_PARSED_MAX = 4096
+"""URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
+
 
 def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:
     return (uri.secure or as_sips, uri.target, uri.port, uri.transport)
+
+
+class _FastRandom:
+    """``random.Random`` through its C ``random()``: ~3x cheaper than ``randint``.
+
+    For unseeded draws only (a seed must keep ``randint``'s exact sequence); the
+    bias of scaling a 53-bit float to a range of SRV weights is below 2**-37.
+    """
+
+    __slots__ = ("_random",)
+
+    def __init__(self, source: random.Random) -> None:
+        self._random = source.random
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self._random() * (b - a + 1))
 
 
 class Locator:
@@ -42,8 +59,10 @@ class Locator:
     Args:
         options: LocateOptions; None uses the defaults.
         backend: Where DNS questions go; None builds an AiodnsBackend from the
-            options. The Locator owns the backend and closes it in ``aclose``.
-            With ``options.cache_size`` > 0 it is wrapped in a CachingBackend.
+            options. With ``options.cache_size`` > 0 it is wrapped in a CachingBackend
+            (unless it is one already).
+        own_backend: True (default): ``aclose`` closes the backend. False borrows it
+            (e.g. one backend shared by several Locators): it is never closed here.
         clock: Monotonic seconds for cache expiry and health state (inject a fake
             clock in tests); default ``time.monotonic``.
 
@@ -55,72 +74,139 @@ class Locator:
         options: LocateOptions | None = None,
         *,
         backend: DnsBackend | None = None,
+        own_backend: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.options = options or LocateOptions()
+        self.options = options = options or LocateOptions()
         self.clock = clock
         if backend is None:
             backend = AiodnsBackend(
-                self.options.nameservers,
-                timeout=self.options.timeout,
-                tries=self.options.tries,
+                options.nameservers, timeout=options.timeout, tries=options.tries
             )
-        if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
-            backend = CachingBackend(backend, self.options, clock=clock)
+            own_backend = True
+        self._given = backend
+        self._own_backend = own_backend
+        if options.cache_size > 0 and not isinstance(backend, CachingBackend):
+            backend = CachingBackend(backend, options, clock=clock)
         self.backend = backend
-        self._health = HealthTable(
-            size=self.options.health_size, hold=self.options.failure_hold, clock=clock
-        )
-        self._sticky = StickyTable(
-            size=self.options.health_size, hold=self.options.sticky_for, clock=clock
-        )
         self._cache = backend if isinstance(backend, CachingBackend) else None
+        self._lookups = Capabilities.of(backend)  # resolved once
+        self._health = HealthTable(size=options.health_size, hold=options.failure_hold, clock=clock)
+        self._sticky = StickyTable(size=options.health_size, hold=options.sticky_for, clock=clock)
+        self._seen = self._sticky.seen if self._sticky.enabled else None
         self._random = random.Random()
+        seed = options.seed
+        if seed is None:
+            shared = _FastRandom(self._random)
+            self._rng_for: RngFactory = lambda name: shared
+            self._replay_draw = False
+        else:
+            # One generator per SRV owner: the order stays the same whatever order the
+            # answers arrive in, and a compiled resolution replays the draw it made.
+            self._rng_for = lambda name: random.Random(f"{seed}:{name}")
+            self._replay_draw = True
+        self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, Hashable]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<Locator open_streams={len(self._streams)} closed={self._closed}>"
 
-    def _rng_factory(self) -> RngFactory:
-        seed = self.options.seed
-        if seed is None:
-            shared: Rng = self._random
-            return lambda name: shared
-        # One generator per SRV owner: the order stays the same whatever order the
-        # answers arrive in.
-        return lambda name: random.Random(f"{seed}:{name}")
+    def _parse(self, uri: str | SipUri, as_sips: bool) -> tuple[SipUri, LocationKey, Hashable]:
+        """The parsed URI, its location key and its compiled-resolution key."""
+        text = uri if isinstance(uri, str) else None
+        if text is not None:
+            known = self._parsed.get((text, as_sips))
+            if known is not None:
+                return known
+        parsed = parse_uri(uri) if isinstance(uri, str) else uri
+        if not isinstance(parsed, SipUri):
+            raise TypeError(f"expected a URI string or SipUri, got {uri!r}")
+        key = _location_key(parsed, as_sips)
+        # The certificate name (the URI host) shapes Targets too, when maddr is used;
+        # the Locator itself stands for its options (a shared cache may serve many).
+        compiled_key = (*key, parsed.host, id(self))
+        result = (parsed, key, compiled_key)
+        if text is not None:
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[(text, as_sips)] = result
+        return result
 
-    def locate(self, uri: str, *, as_sips: bool = False) -> TargetStream:
+    def locate(self, uri: str | SipUri, *, as_sips: bool = False) -> TargetStream:
         """Stream the targets for ``uri`` in RFC 3263 order.
 
         Args:
-            uri: A SIP/SIPS URI, or a bare ``host`` / ``host:port``.
+            uri: A SIP/SIPS URI (text or parsed ``SipUri``), or a bare ``host`` /
+                ``host:port``.
             as_sips: Resolve as if the URI were SIPS (RFC 3261 §8.1.2: the
                 Request-URI is SIPS although the next hop, e.g. a Route, is not).
 
         Raises:
-            InvalidUriError: at once, when ``uri`` cannot be parsed.
+            InvalidUriError: at once, when ``uri`` cannot be parsed. Anything else
+                (e.g. UnsupportedTransportError) is raised when the stream is iterated.
         """
         if self._closed:
             raise RuntimeError("Locator is closed")
-        parsed = parse_uri(uri)
-        key = _location_key(parsed, as_sips)
-        sticky = self._sticky.enabled
-        try:
+        parsed, key, compiled_key = self._parse(uri, as_sips)
+        text = uri if isinstance(uri, str) else str(uri)
+        # Frozen now: failures reported while this stream runs do not reorder it.
+        demoted = self._health.snapshot()
+        prefer = self._sticky.preferred(key) if self._seen is not None else None
+        cache = self._cache
+        compiled = cache.compiled(compiled_key) if cache is not None else None
+        if compiled is not None:
+            rng_for = None if self._replay_draw else self._rng_for
+            resolution = cache.resolution(compiled, rng_for, prefer, demoted)  # type: ignore[union-attr]
+            on_done = None
+        else:
             resolution = plan_request(
-                parsed,
-                self.options,
-                self._rng_factory(),
-                as_sips=as_sips,
-                prefer=self._sticky.preferred(key) if sticky else None,
+                parsed, self.options, self._rng_for, as_sips=as_sips, prefer=prefer, demoted=demoted
             )
-        except NoTargetsError as exc:
-            return _FailedStream(uri, exc)
-        return self._open_stream(uri, resolution, key if sticky else None)
+            on_done = None if cache is None else self._compile_for(compiled_key)
+        stream = TargetStream(
+            text,
+            resolution,
+            self._lookups,
+            deadline=self.options.deadline,
+            max_concurrency=self.options.max_concurrency,
+            key=key,
+            seen=self._seen,
+            on_done=on_done,
+        )
+        self._streams.add(stream)
+        return stream
 
-    async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
+    def _compile_for(self, key: Hashable) -> Callable[[TargetStream], None]:
+        cache = self._cache
+        assert cache is not None
+
+        def compile_result(stream: TargetStream) -> None:
+            cache.compile(key, stream._resolution)
+
+        return compile_result
+
+    async def resolve(self, uri: str | SipUri, *, as_sips: bool = False) -> list[Target]:
         """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
+        cache = self._cache
+        if cache is not None and not self._closed:
+            # A compiled resolution needs no stream: its targets are all final.
+            _, key, compiled_key = self._parse(uri, as_sips)
+            compiled = cache.compiled(compiled_key)
+            if compiled is not None:
+                demoted = self._health.snapshot()
+                seen = self._seen
+                prefer = self._sticky.preferred(key) if seen is not None else None
+                rng_for = None if self._replay_draw else self._rng_for
+                targets = compiled.template.expand(rng_for, prefer, demoted)
+                if not targets:
+                    text = uri if isinstance(uri, str) else str(uri)
+                    resolution = cache.resolution(compiled, rng_for, prefer, demoted)
+                    raise NoTargetsError(text, resolution.attempts, resolution.reason)
+                if seen is not None:
+                    for target in targets:
+                        seen(key, target)
+                return targets
         async with self.locate(uri, as_sips=as_sips) as stream:
             return [target async for target in stream]
 
@@ -141,22 +227,15 @@ class Locator:
         if self._closed:
             raise RuntimeError("Locator is closed")
         parsed = via if isinstance(via, Via) else parse_via(via)
-        resolution = plan_response(parsed, self.options, self._rng_factory())
-        return self._open_stream(str(parsed), resolution)
-
-    def _open_stream(
-        self, text: str, resolution: Resolution, key: LocationKey | None = None
-    ) -> TargetStream:
-        # Frozen now: failures reported while this stream runs do not reorder it.
-        demoted = self._health.snapshot()
+        resolution = plan_response(
+            parsed, self.options, self._rng_for, demoted=self._health.snapshot()
+        )
         stream = TargetStream(
-            text,
+            str(parsed),
             resolution,
-            self.backend,
+            self._lookups,
             deadline=self.options.deadline,
             max_concurrency=self.options.max_concurrency,
-            demoted=demoted.__contains__ if demoted else None,
-            observe=None if key is None else functools.partial(self._sticky.seen, key),
         )
         self._streams.add(stream)
         return stream
@@ -205,6 +284,10 @@ class Locator:
         self._health.report_success(endpoint)
         self._sticky.succeeded(endpoint)
 
+    def is_demoted(self, target: Target | Endpoint) -> bool:
+        """True when ``target``'s endpoint is demoted now (a reported failure holds)."""
+        return endpoint_of(target) in self._health.snapshot()
+
     def health(self) -> list[EndpointHealth]:
         """The endpoints demoted now, least recently reported first."""
         return self._health.entries()
@@ -225,13 +308,21 @@ class Locator:
             self._cache.flush(name)
 
     async def aclose(self) -> None:
-        """Close every stream still open, then the backend."""
+        """Close every stream still open, then the backend (if the Locator owns it).
+
+        A stream opened before raises LocateError ("locator closed") when iterated
+        again, or at once in a task waiting on it.
+        """
         if self._closed:
             return
         self._closed = True
         for stream in list(self._streams):
+            stream.abort(LocateError(f"{stream.uri}: locator closed"))
             await stream.aclose()
-        await self.backend.aclose()
+        if self._own_backend:
+            await self.backend.aclose()
+        elif self._cache is not None and self._cache is not self._given:
+            await self._cache.aclose(close_backend=False)
 
     async def __aenter__(self) -> Locator:
         return self
@@ -243,24 +334,3 @@ class Locator:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-class _FailedStream(TargetStream):
-    """A stream whose only outcome is an error known before any lookup."""
-
-    def __init__(self, uri: str, error: NoTargetsError) -> None:
-        self.uri = uri
-        self._error: NoTargetsError | None = error
-        self._tasks = {}
-        self._owned = set()
-        self._waiter = None
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<TargetStream {self.uri} failed>"
-
-    async def __anext__(self) -> Target:
-        error, self._error = self._error, None
-        if error is None:
-            raise StopAsyncIteration
-        raise error

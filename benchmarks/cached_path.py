@@ -82,7 +82,7 @@ async def measure(n: int = 20_000, repeat: int = 7, seed: int | None = None) -> 
         created = 0
         default_factory = loop.get_task_factory()
 
-        def counting_factory(loop: asyncio.AbstractEventLoop, coro, **kwargs):  # type: ignore[no-untyped-def]
+        def counting_factory(loop: asyncio.AbstractEventLoop, coro, **kwargs):
             nonlocal created
             created += 1
             if default_factory is not None:

@@ -97,7 +97,9 @@ async def test_positive_answer_lives_exactly_its_ttl(clock: FakeClock) -> None:
     second = await ask(cache, "www.example.test")
     assert second.ttl == 60
     assert len(fake.calls) == 2
-    assert cache.info() == CacheInfo(hits=3, misses=2, size=1, maxsize=10_000)
+    assert cache.info() == CacheInfo(
+        hits=3, misses=2, size=1, maxsize=10_000, compiled_maxsize=1250
+    )
 
 
 async def test_cnames_on_the_way_bound_the_ttl(clock: FakeClock) -> None:
@@ -213,16 +215,21 @@ async def test_failures_are_never_cached(clock: FakeClock, status: Status) -> No
     assert cache.info().size == 1
 
 
-async def test_a_backend_exception_becomes_an_error_answer(clock: FakeClock) -> None:
+async def test_a_backend_exception_reaches_every_waiter_and_is_not_cached(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken(FakeBackend):
         async def query(self, query: Query) -> Answer:
             raise RuntimeError("boom")
 
     cache = CachingBackend(Broken(ZONE), clock=clock)
-    answers = await asyncio.gather(*(ask(cache, "www.example.test") for _ in range(3)))
-    assert [a.status for a in answers] == [Status.ERROR] * 3
-    assert "RuntimeError: boom" in answers[0].detail
+    answers = await asyncio.gather(
+        *(ask(cache, "www.example.test") for _ in range(3)), return_exceptions=True
+    )
+    assert [type(a) for a in answers] == [RuntimeError] * 3  # never an ERROR answer
     assert cache.info().size == 0
+    assert cache.info().misses == 1  # one shared query, which raised
+    assert "backend failed on www.example.test A" in caplog.text
 
 
 # --- coalescing -----------------------------------------------------------------------
@@ -239,7 +246,9 @@ async def test_concurrent_identical_queries_share_one(clock: FakeClock) -> None:
     answers = await asyncio.gather(*waiters, other)
     assert fake.calls == [Query("www.example.test", A), Query("www.example.test", AAAA)]
     assert all(a == answers[0] for a in answers[:100])
-    assert cache.info() == CacheInfo(misses=2, coalesced=99, size=2, maxsize=10_000)
+    assert cache.info() == CacheInfo(
+        misses=2, coalesced=99, size=2, maxsize=10_000, compiled_maxsize=1250
+    )
 
 
 async def test_cancelling_a_waiter_leaves_the_shared_query_alone(clock: FakeClock) -> None:
