@@ -63,25 +63,71 @@ def srv_groups(records: Sequence[SrvRecord]) -> tuple[SrvGroup, ...]:
     return tuple(groups)
 
 
-def srv_draw(groups: Sequence[SrvGroup], rng: Rng) -> list[SrvRecord]:
-    """One RFC 2782 weighted order of prepared groups (the only copy of the draw)."""
+def srv_draw(groups: Sequence[SrvGroup], rng: Rng, *, forced_draws: bool = True) -> list[SrvRecord]:
+    """One RFC 2782 weighted order of prepared groups (the only copy of the draw).
+
+    ``forced_draws=False`` skips the draws whose outcome is forced (a record left
+    alone): the same distribution, fewer draws, but a seeded sequence differs, so
+    only for unseeded sources.
+    """
     ordered: list[SrvRecord] = []
+    randint = rng.randint
     for group in groups:
-        if len(group.records) == 1:
+        records, weights = group.records, group.weights
+        size = len(records)
+        if size == 1:
             # The lone record is drawn for too, as in the RFC's loop: a seeded order
             # must not depend on how the records were grouped.
-            rng.randint(0, group.weights[0])
-            ordered.append(group.records[0])
+            if forced_draws:
+                randint(0, weights[0])
+            ordered.append(records[0])
+        elif size == 2:  # the common pair, unrolled (the same draws as the scan)
+            first, second = weights
+            total = first + second
+            index = randint(0, 1) if total == 0 else 0 if randint(0, total) <= first else 1
+            if forced_draws:
+                randint(0, weights[1 - index])
+            ordered += (records[index], records[1 - index])
+        elif size <= _SMALL:
+            ordered += _draw_scan(group.records, group.weights, rng)
         else:
-            ordered += _draw_group(group.records, group.weights, rng)
+            ordered += _draw_tree(group.records, group.weights, rng)
     return ordered
 
 
-def _draw_group(
+_SMALL = 8
+"""Up to this many records of one priority, a plain scan beats the tree."""
+
+
+def _draw_scan(
     records: tuple[SrvRecord, ...], weights: tuple[int, ...], rng: Rng
 ) -> list[SrvRecord]:
-    # Running sums over the remaining records, kept in two Fenwick trees (weights and
-    # counts): each pick is a search down the tree and an update, O(log n).
+    # The RFC's loop as written: O(n^2), for small n only.
+    pending = list(records)
+    left = list(weights)
+    total = sum(left)
+    ordered = []
+    while pending:
+        if total == 0:
+            index = rng.randint(0, len(pending) - 1)
+        else:
+            draw = rng.randint(0, total)
+            running = index = 0
+            for index, weight in enumerate(left):  # noqa: B007
+                running += weight
+                if running >= draw:
+                    break
+        ordered.append(pending.pop(index))
+        total -= left.pop(index)
+    return ordered
+
+
+def _draw_tree(
+    records: tuple[SrvRecord, ...], weights: tuple[int, ...], rng: Rng
+) -> list[SrvRecord]:
+    # The same draws, with the running sums over the remaining records kept in two
+    # Fenwick trees (weights and counts): each pick is a search down the tree and an
+    # update, O(log n), so a large RRset costs O(n log n).
     n = len(records)
     tree_w = [0] * (n + 1)
     tree_c = [0] * (n + 1)

@@ -703,7 +703,7 @@ class _THost:
 class _TSrv:
     """One SRV RRset: its groups for the draw and each record's expansion."""
 
-    __slots__ = ("children", "drawn", "groups", "name", "transport")
+    __slots__ = ("children", "drawn", "groups", "hosts", "name", "transport")
 
     def __init__(self, branch: _Srv, children: dict[int, list[_Node]]) -> None:
         self.name = branch.name
@@ -712,6 +712,10 @@ class _TSrv:
         self.drawn = tuple(branch.drawn)
         self.children = children
         """Keyed by ``id(record)`` of the records in ``groups``."""
+        self.hosts: dict[int, _THost] | None = None
+        """The same when each record gave exactly one host (the usual case)."""
+        if all(len(c) == 1 and isinstance(c[0], _THost) for c in children.values()):
+            self.hosts = {k: c[0] for k, c in children.items()}  # type: ignore[misc]
 
 
 _Node = Target | _THost | _TSrv
@@ -759,7 +763,7 @@ class Template:
     planner's own functions. The cache decides how long a template stays valid.
     """
 
-    __slots__ = ("attempts", "discarded", "hosts", "nodes", "reason", "unique")
+    __slots__ = ("_replayed", "attempts", "discarded", "hosts", "nodes", "reason", "unique")
 
     def __init__(
         self,
@@ -779,6 +783,8 @@ class Template:
         endpoints += [n.endpoint for n in nodes if isinstance(n, Target)]
         self.unique = len(set(endpoints)) == len(endpoints)
         """No endpoint appears twice: expanding needs no de-duplication."""
+        self._replayed: list[Target] | None = None
+        """The replayed draw without stickiness or demotion, until the next retime."""
 
     @property
     def size(self) -> int:
@@ -814,6 +820,7 @@ class Template:
                     )
                 )
             host.targets = tuple(targets)
+        self._replayed = None
         return changes
 
     def expand(
@@ -830,6 +837,17 @@ class Template:
             prefer: The sticky target, as for ``plan_request``.
             demoted: The demotion snapshot, as for ``plan_request``.
         """
+        if rng_for is None and prefer is None and not demoted:
+            # A replayed draw is the same every time: build it once per retime.
+            replayed = self._replayed
+            if replayed is None:
+                replayed = self._replayed = self._expand(None, None, demoted)
+            return list(replayed)
+        return self._expand(rng_for, prefer, demoted)
+
+    def _expand(
+        self, rng_for: RngFactory | None, prefer: Target | None, demoted: Collection[Endpoint]
+    ) -> list[Target]:
         out: list[Target] = []
         _emit(self.nodes, out, rng_for, prefer)
         if demoted or not self.unique:
@@ -859,13 +877,20 @@ def _emit(
         elif kind is _TSrv:
             srv: _TSrv = node  # type: ignore[assignment]
             order: Sequence[SrvRecord] = (
-                srv.drawn if rng_for is None else srv_draw(srv.groups, rng_for(srv.name))
+                srv.drawn
+                if rng_for is None
+                else srv_draw(srv.groups, rng_for(srv.name), forced_draws=False)
             )
             if prefer is not None:
                 order = _prefer_srv(list(order), srv.transport, prefer)
-            children = srv.children
-            for record in order:
-                _emit(children[id(record)], out, rng_for, prefer)
+            hosts = srv.hosts
+            if hosts is not None and prefer is None:
+                for record in order:  # each record gave one host: no recursion
+                    out += hosts[id(record)].targets
+            else:
+                children = srv.children
+                for record in order:
+                    _emit(children[id(record)], out, rng_for, prefer)
         else:
             out.append(node)  # type: ignore[arg-type]
 
