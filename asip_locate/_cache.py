@@ -233,7 +233,7 @@ class CachingBackend:
         that ``query`` costs, which matters when thousands of locates wait on one name.
         """
         task = self._inflight.get(query)
-        if task is None:
+        if task is None or task.done():  # done: its answer is stored (or is a failure)
             self._misses += 1
             return self._start(query)
         self._coalesced += 1
@@ -390,7 +390,8 @@ class CachingBackend:
             log.error("backend failed on %s: %r", query, task.exception())
 
     def _refresh(self, query: Query) -> None:
-        if query in self._inflight or self._closed:
+        task = self._inflight.get(query)
+        if (task is not None and not task.done()) or self._closed:
             return
         with contextlib.suppress(RuntimeError):  # no running loop: used outside asyncio
             self._start(query)

@@ -21,8 +21,8 @@ from asip_locate._health import (
 )
 from asip_locate._model import Endpoint, FailureReason, Target
 from asip_locate._options import LocateOptions
-from asip_locate._plan import RngFactory, plan_request
-from asip_locate._stream import TargetStream
+from asip_locate._plan import Resolution, RngFactory, plan_request
+from asip_locate._stream import Flights, TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via, plan_response
 
@@ -105,6 +105,7 @@ class Locator:
             # answers arrive in, and a compiled resolution replays the draw it made.
             self._rng_for = lambda name: random.Random(f"{seed}:{name}")
             self._replay_draw = True
+        self._flights = Flights()
         self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, Hashable]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
@@ -154,16 +155,37 @@ class Locator:
         demoted = self._health.snapshot()
         prefer = self._sticky.preferred(key) if self._seen is not None else None
         cache = self._cache
+        rng_for = None if self._replay_draw else self._rng_for
         compiled = cache.compiled(compiled_key) if cache is not None else None
-        if compiled is not None:
-            rng_for = None if self._replay_draw else self._rng_for
-            resolution = cache.resolution(compiled, rng_for, prefer, demoted)  # type: ignore[union-attr]
+        replan = None
+        if cache is not None and compiled is not None:
+            resolution = cache.resolution(compiled, rng_for, prefer, demoted)
             on_done = None
         else:
-            resolution = plan_request(
-                parsed, self.options, self._rng_for, as_sips=as_sips, prefer=prefer, demoted=demoted
-            )
-            on_done = None if cache is None else self._compile_for(compiled_key)
+
+            def plan() -> Resolution:
+                return plan_request(
+                    parsed,
+                    self.options,
+                    self._rng_for,
+                    as_sips=as_sips,
+                    prefer=prefer,
+                    demoted=demoted,
+                )
+
+            resolution = plan()
+            on_done = None
+            if cache is not None:
+                on_done = self._compile_for(compiled_key)
+
+                def replan() -> Resolution:
+                    # After the flight this stream followed: its compiled result if
+                    # there is one, else a plan of our own (over cached answers).
+                    found = cache.compiled(compiled_key)
+                    if found is not None:
+                        return cache.resolution(found, rng_for, prefer, demoted)
+                    return plan()
+
         stream = TargetStream(
             text,
             resolution,
@@ -173,6 +195,9 @@ class Locator:
             key=key,
             seen=self._seen,
             on_done=on_done,
+            flights=self._flights,
+            flight_key=compiled_key,
+            replan=replan,
         )
         self._streams.add(stream)
         return stream

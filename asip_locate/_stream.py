@@ -25,6 +25,38 @@ Seen = Callable[[Hashable, Target], None]
 """Told (location key, target) for each target yielded (the sticky table's ``seen``)."""
 
 
+class Flights:
+    """Cold locates in progress, one per key (single flight).
+
+    The first stream of a key to start leads: it runs its plan and, once that is
+    done (or the stream stops), lands its flight. Streams of the same key starting
+    meanwhile follow: they wait for the landing, then re-plan, which normally finds
+    the leader's compiled result instead of running the same plan again.
+    """
+
+    __slots__ = ("_flights",)
+
+    def __init__(self) -> None:
+        self._flights: dict[Hashable, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    def join(self, key: Hashable) -> asyncio.Future[None] | None:
+        """The flight to follow for ``key``, or None: the caller leads a new one."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            return flight
+        self._flights[key] = asyncio.get_running_loop().create_future()
+        return None
+
+    def land(self, key: Hashable) -> None:
+        """The leader for ``key`` is done (or gave up): wake its followers."""
+        flight = self._flights.pop(key, None)
+        if flight is not None and not flight.done():
+            flight.set_result(None)
+
+
 class TargetStream:
     """An async iterator (and async context manager) of Targets in RFC 3263 order.
 
@@ -46,6 +78,9 @@ class TargetStream:
         seen: Called with (key, target) per target yielded (stickiness), or None.
         on_done: Called once with the stream when its resolution is done (the
             Locator keeps the result for later locates of the same key).
+        flights: Single flight: with ``flight_key`` and ``replan``, a stream that
+            starts while another of the same key is resolving waits for it, then
+            takes ``replan()`` (normally the other's compiled result) instead.
     """
 
     def __init__(
@@ -59,6 +94,9 @@ class TargetStream:
         key: Hashable = None,
         seen: Seen | None = None,
         on_done: Callable[[TargetStream], None] | None = None,
+        flights: Flights | None = None,
+        flight_key: Hashable = None,
+        replan: Callable[[], Resolution] | None = None,
     ) -> None:
         self.uri = text
         self.key = key
@@ -85,6 +123,15 @@ class TargetStream:
         self._closed = False
         self._error: BaseException | None = None
         """Raised by every later ``next()`` (e.g. "locator closed")."""
+        self._flights = flights if replan is not None else None
+        self._replan_flights = self._flights
+        self._flight_key = flight_key
+        self._replan = replan
+        self._leading = False
+        """True while this stream leads a flight: it then advances from its lookups'
+        callbacks (eagerly), so followers never wait for this stream's consumer."""
+        self._active = False
+        self._progressed = False
 
     def __repr__(self) -> str:
         return (
@@ -131,10 +178,19 @@ class TargetStream:
             raise
 
     async def _next(self) -> Target:
+        flights = self._flights
+        if flights is not None:
+            self._flights = None
+            flight = flights.join(self._flight_key)
+            if flight is None:
+                self._leading = True
+            else:
+                await self._follow(flight)
         resolution = self._resolution
         if resolution.error is not None:
             self._closed = True
             raise resolution.error
+        self._active = True
         while True:
             index = self._next_index
             if index < len(self._ready):
@@ -151,15 +207,80 @@ class TargetStream:
                     del self._ready[: self._next_index]
                     self._next_index = 0
                 self._ready += released
+                if resolution.done:
+                    self._finish()  # every target known: followers need not wait
                 continue
             if resolution.done:
                 self._closed = True
-                if self._on_done is not None:
-                    self._on_done(self)
+                self._finish()
                 if self._yielded:
                     raise StopAsyncIteration
                 raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
             await self._wait()
+
+    async def _follow(self, flight: asyncio.Future[None]) -> None:
+        """Wait (within the deadline) for the flight led by another stream, then re-plan."""
+        assert self._deadline_at is not None
+        assert self._replan is not None
+        if not flight.done():
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            flight.add_done_callback(self._wake)
+            timer = loop.call_at(self._deadline_at, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+        if not flight.done():
+            self._closed = True
+            raise LocateTimeoutError(self.uri, self._deadline, ())
+        self._resolution = self._replan()
+        self._ready = self._resolution.ready()
+        self._next_index = 0
+
+    def _finish(self) -> None:
+        """The resolution is done: hand its result on, land a flight led."""
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            on_done(self)
+        self._land()
+
+    def _land(self) -> None:
+        if self._leading:
+            self._leading = False
+            self._active = False
+            flights = self._replan_flights
+            if flights is not None:
+                flights.land(self._flight_key)
+
+    def _pump(self) -> None:
+        """A lookup of a leading stream finished: take every answer in, go on at once."""
+        if not (self._leading and self._active) or self._closed or self._error is not None:
+            return
+        resolution = self._resolution
+        answers = []
+        pending, owned = self._pending, self._owned
+        for future in [f for f in pending if f.done()]:
+            if future.cancelled() or future.exception() is not None:
+                continue  # left for next(), which raises it
+            del pending[future]
+            owned.discard(future)  # type: ignore[arg-type,unused-ignore]
+            answers.append(future.result())
+        if not answers:
+            return
+        self._progressed = True
+        resolution.feed_all(answers)
+        self._start_queries()
+        released = resolution.ready()
+        if released:
+            self._ready += released
+        if resolution.done:
+            self._finish()
 
     def _start_queries(self) -> None:
         resolution = self._resolution
@@ -196,7 +317,13 @@ class TargetStream:
         # Answers that came while the caller was busy with earlier targets (e.g. pinging
         # them) cost no waiting: they are used even once the deadline has passed.
         done = [future for future in self._pending if future.done()]
-        while not done and not self._closed and loop.time() < self._deadline_at:
+        self._progressed = False
+        while (
+            not done
+            and not self._progressed
+            and not self._closed
+            and loop.time() < self._deadline_at
+        ):
             # A private waiter, woken by any of our lookups or by the deadline. Unlike
             # asyncio.wait it leaves nothing to remove from lookups that thousands of
             # streams share (each removal scans every other waiter's callback). A
@@ -213,6 +340,8 @@ class TargetStream:
             raise self._error
         if self._closed:  # aclose() from another task while we waited
             raise StopAsyncIteration
+        if self._progressed and not done:
+            return  # the leader's callbacks took the answers in
         if not done:
             self._cancel()
             self._closed = True
@@ -263,6 +392,8 @@ class TargetStream:
 
     def _cancel(self) -> list[asyncio.Future[Answer]]:
         """Cancel this stream's own lookups and forget shared ones (the backend's)."""
+        self._active = False
+        self._land()  # followers go on by themselves
         tasks = list(self._owned)
         self._pending.clear()
         self._owned.clear()
@@ -290,7 +421,7 @@ class TargetStream:
 
     def __del__(self) -> None:
         # Left without aclose (e.g. `break` out of a bare `async for`): cancel anyway.
-        if self._owned:
+        if self._owned or self._leading:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 self._cancel()
 
@@ -313,5 +444,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
     stream = ref()
-    if stream is not None and stream._waiter is not None:
-        _wake(stream._waiter)
+    if stream is not None:
+        if stream._leading:
+            stream._pump()
+        if stream._waiter is not None:
+            _wake(stream._waiter)
