@@ -68,6 +68,10 @@ class PendingAnswer(Protocol):
         """Call ``fn(self)`` once done."""
         ...
 
+    def cancel(self) -> bool:
+        """Cancel the lookup (only its owner may)."""
+        ...
+
 
 @runtime_checkable
 class SharedLookup(Protocol):
@@ -83,6 +87,20 @@ class SharedLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class FutureLookup(Protocol):
+    """Optional backend capability: start a lookup, get a future (no task needed).
+
+    For resolvers that complete a future from their own callback (c-ares does):
+    the cache and the stream then spend no asyncio Task per query. The caller owns
+    the future and may cancel it. Like ``query``, it never fails for DNS outcomes.
+    """
+
+    def submit(self, query: Query) -> PendingAnswer:
+        """Start the lookup for ``query``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """A backend's capabilities, found once (by ``Locator``) and then just called.
@@ -91,11 +109,13 @@ class Capabilities:
         query: ``backend.query``.
         cached: ``backend.cached`` when the backend is a CachedLookup, else None.
         shared: ``backend.shared`` when the backend is a SharedLookup, else None.
+        submit: ``backend.submit`` when the backend is a FutureLookup, else None.
     """
 
     query: Callable[[Query], Awaitable[Answer]]
     cached: Callable[[Query], Answer | None] | None = None
     shared: Callable[[Query], PendingAnswer] | None = None
+    submit: Callable[[Query], PendingAnswer] | None = None
 
     @classmethod
     def of(cls, backend: DnsBackend) -> Capabilities:
@@ -104,4 +124,5 @@ class Capabilities:
             backend.query,
             backend.cached if isinstance(backend, CachedLookup) else None,
             backend.shared if isinstance(backend, SharedLookup) else None,
+            backend.submit if isinstance(backend, FutureLookup) else None,
         )

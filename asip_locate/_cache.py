@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from cachetools import TLRUCache
 
-from asip_locate._backend import DnsBackend
+from asip_locate._backend import DnsBackend, FutureLookup, PendingAnswer
 from asip_locate._model import Answer, Endpoint, Query, Status, Target
 from asip_locate._options import LocateOptions
 from asip_locate._plan import Resolution, RngFactory, Template
@@ -190,7 +191,10 @@ class CachingBackend:
             raise ValueError("CachingBackend needs LocateOptions.cache_size >= 1")
         self._clock = clock
         self._entries = _Entries(options.cache_size, _evict_at, timer=clock)
-        self._inflight: dict[Query, asyncio.Task[Answer]] = {}
+        self._inflight: dict[Query, asyncio.Future[Answer]] = {}
+        self._submit = backend.submit if isinstance(backend, FutureLookup) else None
+        self._submitted: dict[asyncio.Future[Answer], PendingAnswer] = {}
+        """The backend's futures behind ours (FutureLookup), to cancel in aclose."""
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
@@ -353,6 +357,9 @@ class CachingBackend:
         self._closed = True
         tasks = list(self._inflight.values())
         self._inflight.clear()
+        for inner in self._submitted.values():
+            inner.cancel()
+        self._submitted.clear()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -375,19 +382,42 @@ class CachingBackend:
         if entry is not None:
             entry.invalidate()
 
-    def _start(self, query: Query) -> asyncio.Task[Answer]:
-        task = asyncio.get_running_loop().create_task(self._fetch(query))
-        self._inflight[query] = task
-        task.add_done_callback(lambda done: self._forget(query, done))
-        return task
+    def _start(self, query: Query) -> asyncio.Future[Answer]:
+        loop = asyncio.get_running_loop()
+        submit = self._submit
+        if submit is None:
+            future: asyncio.Future[Answer] = loop.create_task(self._fetch(query))
+        else:
+            # No task: the backend completes its future from the resolver's callback,
+            # and that completes ours (the one waiters share).
+            future = loop.create_future()
+            inner = submit(query)
+            self._submitted[future] = inner
+            inner.add_done_callback(functools.partial(self._landed, query, future))
+        self._inflight[query] = future
+        future.add_done_callback(functools.partial(self._forget, query))
+        return future
 
-    def _forget(self, query: Query, task: asyncio.Task[Answer]) -> None:
-        if self._inflight.get(query) is task:
+    def _landed(self, query: Query, future: asyncio.Future[Answer], inner: PendingAnswer) -> None:
+        self._submitted.pop(future, None)
+        if future.done():  # cancelled by aclose()
+            return
+        if inner.cancelled():
+            future.cancel()
+            return
+        error = inner.exception()
+        if error is not None:
+            future.set_exception(error)  # a bug or misuse: reaches every waiter
+            return
+        future.set_result(self._settle(inner.result()))
+
+    def _forget(self, query: Query, future: asyncio.Future[Answer]) -> None:
+        if self._inflight.get(query) is future:
             del self._inflight[query]
-        if not task.cancelled() and task.exception() is not None:
+        if not future.cancelled() and future.exception() is not None:
             # Marked as retrieved (a refresh nobody waits for must not log "never
             # retrieved"); waiters still get it from result().
-            log.error("backend failed on %s: %r", query, task.exception())
+            log.error("backend failed on %s: %r", query, future.exception())
 
     def _refresh(self, query: Query) -> None:
         task = self._inflight.get(query)
@@ -399,7 +429,10 @@ class CachingBackend:
     async def _fetch(self, query: Query) -> Answer:
         # Any exception is a bug (or misuse) and reaches every waiter: never cached,
         # never disguised as a DNS failure.
-        answer = await self.backend.query(query)
+        return self._settle(await self.backend.query(query))
+
+    def _settle(self, answer: Answer) -> Answer:
+        """Store a fresh answer; a failure falls back to stale data (RFC 8767)."""
         now = self._clock()
         if answer.status.is_failure:
             return self._stale_or(answer, now)

@@ -301,9 +301,14 @@ class TargetStream:
                 if shared is not None:
                     future = shared(query)
                 else:
-                    task = asyncio.ensure_future(self._lookups.query(query))
-                    self._owned.add(task)
-                    future = task
+                    submit = self._lookups.submit
+                    owned: asyncio.Future[Answer] = (
+                        submit(query)  # type: ignore[assignment]
+                        if submit is not None
+                        else asyncio.ensure_future(self._lookups.query(query))
+                    )
+                    self._owned.add(owned)
+                    future = owned
                 self._pending[future] = query
                 future.add_done_callback(self._wake)
             if known:

@@ -708,3 +708,64 @@ sip1.stale.example.test. 2 IN AAAA ::1
             clock.advance(600)  # past the stale window: the failure shows
             with pytest.raises(NoTargetsError):
                 await locator.resolve("sip:stale.example.test")
+
+
+# --- backends that complete a future themselves (FutureLookup) ------------------------
+
+
+class Submitting(FakeBackend):
+    """A FutureLookup: answers complete a future from a loop callback, as c-ares' do."""
+
+    def __init__(self, zone: str, *, hold: bool = False) -> None:
+        super().__init__(zone)
+        self.hold = hold
+        self.futures: list[asyncio.Future[Answer]] = []
+
+    def submit(self, query: Query) -> asyncio.Future[Answer]:
+        self.calls.append(query)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        if not self.hold:
+            asyncio.get_running_loop().call_soon(
+                lambda: future.done() or future.set_result(self.zone.answer(query))
+            )
+        return future
+
+
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["no-cache", "cache"])
+async def test_a_future_lookup_backend_costs_no_task_per_query(
+    clock: FakeClock, cache_size: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    backend = Submitting(domain_zone("d.example.test"))
+    options = LocateOptions(cache_size=cache_size)
+    async with Locator(options, backend=backend, clock=clock) as locator:
+        reference = Locator(options, backend=FakeBackend(domain_zone("d.example.test")))
+        async with reference:
+            want = await reference.resolve("sip:d.example.test")
+        loop.set_task_factory(factory)
+        try:
+            targets = await locator.resolve("sip:d.example.test")
+        finally:
+            loop.set_task_factory(None)
+    assert targets == want
+    assert len(backend.calls) == 5
+    assert not created
+
+
+async def test_aclose_cancels_submitted_lookups(clock: FakeClock) -> None:
+    backend = Submitting(ZONE, hold=True)  # never answers
+    cache = CachingBackend(backend, clock=clock)
+    waiter = asyncio.ensure_future(ask(cache, "www.example.test"))
+    await asyncio.sleep(0)
+    assert len(backend.futures) == 1
+    await cache.aclose()
+    assert backend.futures[0].cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
