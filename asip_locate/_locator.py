@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
 import time
 import weakref
@@ -11,7 +13,7 @@ from types import TracebackType
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import Capabilities, DnsBackend
 from asip_locate._cache import CacheInfo, CachingBackend
-from asip_locate._errors import LocateError, NoTargetsError
+from asip_locate._errors import LocateError, LocateTimeoutError, NoTargetsError
 from asip_locate._health import (
     EndpointHealth,
     HealthTable,
@@ -35,6 +37,29 @@ _PARSED_MAX = 4096
 
 def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:
     return (uri.secure or as_sips, uri.target, uri.port, uri.transport)
+
+
+async def _landed(flight: asyncio.Future[None], within: float) -> bool:
+    """Wait until ``flight`` is done or ``within`` seconds passed; True if it is done.
+
+    A private waiter, as in TargetStream: nothing to remove from a flight that
+    thousands of locates wait on.
+    """
+    if not flight.done():
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        flight.add_done_callback(functools.partial(_wake, waiter))
+        timer = loop.call_later(within, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+    return flight.done()
+
+
+def _wake(waiter: asyncio.Future[None], *_: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _FastRandom:
@@ -173,8 +198,13 @@ class Locator:
                     demoted=demoted,
                 )
 
-            resolution = plan()
             on_done = None
+            if cache is not None and compiled_key in self._flights:
+                # A follower (see Flights): it re-plans after the flight, so planning
+                # now would be wasted (thousands of followers in a storm).
+                resolution = Resolution.finished([], attempts=tuple)
+            else:
+                resolution = plan()
             if cache is not None:
                 on_done = self._compile_for(compiled_key)
 
@@ -218,6 +248,16 @@ class Locator:
             # A compiled resolution needs no stream: its targets are all final.
             _, key, compiled_key = self._parse(uri, as_sips)
             compiled = cache.compiled(compiled_key)
+            flight = self._flights.get(compiled_key) if compiled is None else None
+            if flight is not None:
+                # Single flight without a stream: wait for the leader, then take its
+                # compiled result (the stream path below if there is none).
+                if not await _landed(flight, self.options.deadline):
+                    text = uri if isinstance(uri, str) else str(uri)
+                    raise LocateTimeoutError(text, self.options.deadline, ())
+                if self._closed:
+                    raise LocateError(f"{uri}: locator closed")
+                compiled = cache.compiled(compiled_key)
             if compiled is not None:
                 demoted = self._health.snapshot()
                 seen = self._seen

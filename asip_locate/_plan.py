@@ -529,6 +529,11 @@ class Resolution:
         return self._discarded if self._ctx is None else tuple(self._ctx.discarded)
 
     @property
+    def final(self) -> bool:
+        """True for a resolution made ``finished`` (no plan behind it)."""
+        return self._final
+
+    @property
     def done(self) -> bool:
         """True when every branch has been expanded and every target released."""
         return not self._items and not self._held

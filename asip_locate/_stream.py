@@ -42,6 +42,13 @@ class Flights:
     def __len__(self) -> int:
         return len(self._flights)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._flights
+
+    def get(self, key: Hashable) -> asyncio.Future[None] | None:
+        """The flight in progress for ``key``, if any (without joining it)."""
+        return self._flights.get(key)
+
     def join(self, key: Hashable) -> asyncio.Future[None] | None:
         """The flight to follow for ``key``, or None: the caller leads a new one."""
         flight = self._flights.get(key)
@@ -184,6 +191,11 @@ class TargetStream:
             flight = flights.join(self._flight_key)
             if flight is None:
                 self._leading = True
+                if self._resolution.final and self._replan is not None:
+                    # Made as a follower, but its flight landed before this first
+                    # next(): it leads with a plan of its own (or a compiled result).
+                    self._resolution = self._replan()
+                    self._ready = self._resolution.ready()
             else:
                 await self._follow(flight)
         resolution = self._resolution

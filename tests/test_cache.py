@@ -727,7 +727,7 @@ class Submitting(FakeBackend):
         self.futures.append(future)
         if not self.hold:
             asyncio.get_running_loop().call_soon(
-                lambda: future.done() or future.set_result(self.zone.answer(query))
+                lambda: None if future.done() else future.set_result(self.zone.answer(query))
             )
         return future
 
