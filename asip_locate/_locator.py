@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import random
 import time
 import weakref
@@ -30,6 +31,8 @@ from asip_locate._via import Via, parse_via, plan_response
 
 LocationKey = tuple[bool, str, int | None, str | None]
 """What decides a resolution: (secure, RFC 3263 TARGET, port, transport parameter)."""
+
+_TOKENS = itertools.count()
 
 _PARSED_MAX = 4096
 """URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
@@ -131,6 +134,8 @@ class Locator:
             self._rng_for = lambda name: random.Random(f"{seed}:{name}")
             self._replay_draw = True
         self._flights = Flights()
+        self._token = next(_TOKENS)
+        """Stands for this Locator's options in compiled keys (a cache may be shared)."""
         self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, Hashable]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
@@ -151,7 +156,7 @@ class Locator:
         key = _location_key(parsed, as_sips)
         # The certificate name (the URI host) shapes Targets too, when maddr is used;
         # the Locator itself stands for its options (a shared cache may serve many).
-        compiled_key = (*key, parsed.host, id(self))
+        compiled_key = (*key, parsed.host, self._token)
         result = (parsed, key, compiled_key)
         if text is not None:
             if len(self._parsed) >= _PARSED_MAX:

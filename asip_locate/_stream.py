@@ -90,6 +90,35 @@ class TargetStream:
             takes ``replan()`` (normally the other's compiled result) instead.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_closed",
+        "_deadline",
+        "_deadline_at",
+        "_error",
+        "_flight_key",
+        "_flights",
+        "_leading",
+        "_lookups",
+        "_max_concurrency",
+        "_next_index",
+        "_on_done",
+        "_owned",
+        "_pending",
+        "_progressed",
+        "_ready",
+        "_replan",
+        "_replan_flights",
+        "_resolution",
+        "_seen",
+        "_waiter",
+        "_wake",
+        "_yielded",
+        "key",
+        "uri",
+    )
+
     def __init__(
         self,
         text: str,
@@ -174,6 +203,12 @@ class TargetStream:
             raise self._error
         if self._closed:
             raise StopAsyncIteration
+        resolution = self._resolution
+        if resolution.final and self._flights is None:  # a cached locate, all yielded
+            self._closed = True
+            if self._yielded:
+                raise StopAsyncIteration
+            raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
         if self._deadline_at is None:
             self._deadline_at = asyncio.get_running_loop().time() + self._deadline
         try:
