@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol, TypeVar
 
 from asip_locate._model import NaptrRecord, SrvRecord, Transport
@@ -95,14 +97,16 @@ def srv_draw(groups: Sequence[SrvGroup], rng: Rng, *, forced_draws: bool = True)
     return ordered
 
 
-_SMALL = 8
-"""Up to this many records of one priority, a plain scan beats the tree."""
+_SMALL = 64
+"""Up to this many records of one priority, running sums in C beat the tree."""
 
 
 def _draw_scan(
     records: tuple[SrvRecord, ...], weights: tuple[int, ...], rng: Rng
 ) -> list[SrvRecord]:
-    # The RFC's loop as written: O(n^2), for small n only.
+    # Running sums of the remaining weights, searched with bisect: the first record
+    # whose running sum reaches R (R = 0 gives the first one, whatever its weight).
+    # Each pick is O(n) in C, which beats the tree's O(log n) in Python for small n.
     pending = list(records)
     left = list(weights)
     total = sum(left)
@@ -111,12 +115,7 @@ def _draw_scan(
         if total == 0:
             index = rng.randint(0, len(pending) - 1)
         else:
-            draw = rng.randint(0, total)
-            running = index = 0
-            for index, weight in enumerate(left):  # noqa: B007
-                running += weight
-                if running >= draw:
-                    break
+            index = bisect_left(list(accumulate(left)), rng.randint(0, total))
         ordered.append(pending.pop(index))
         total -= left.pop(index)
     return ordered
