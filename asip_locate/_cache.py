@@ -28,6 +28,10 @@ STALE_ANSWER_TTL = 30
 # without asking again for this long, so a dead server does not slow every locate.
 STALE_RECHECK = 30.0
 
+_CANDIDATES = 64
+"""Done resolutions kept for compiling on second use: a location must be located
+again within the next 64 cold locates to be compiled (hot next hops are)."""
+
 _Key = Query | str
 """A Query, or a bare name for an NXDOMAIN that covers every type of it (RFC 2308 §5)."""
 
@@ -198,6 +202,8 @@ class CachingBackend:
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
+        self._candidates: dict[Hashable, Resolution] = {}
+        """Done resolutions not compiled yet (compiled on second use), bounded alike."""
         self._compiled_hits = 0
         self._closed = False
 
@@ -264,7 +270,13 @@ class CachingBackend:
         """The valid compiled resolution for location ``key``, with fresh TTLs, or None."""
         compiled = self._compiled.get(key)
         if compiled is None:
-            return None
+            if not self._candidates:
+                return None
+            # Compiled on second use: a name located once costs no compile.
+            resolution = self._candidates.pop(key, None)
+            if resolution is None or not self._compile(key, resolution):
+                return None
+            compiled = self._compiled[key]
         now = self._clock()
         if not compiled.valid or now >= compiled.valid_until:
             # Expired, replaced, or at its refresh-ahead point: the next locate goes
@@ -294,8 +306,20 @@ class CachingBackend:
             reason=template.reason,
         )
 
-    def compile(self, key: Hashable, resolution: Resolution) -> bool:
-        """Keep ``resolution``'s result for ``key`` if every answer it used is cached.
+    def compile(self, key: Hashable, resolution: Resolution) -> None:
+        """Offer ``resolution`` (done) as the result for location ``key``.
+
+        It is compiled when ``key`` is next looked up (``compiled``), and only if
+        every answer it used is still cached, fresh and unchanged then.
+        """
+        candidates = self._candidates
+        candidates.pop(key, None)
+        candidates[key] = resolution
+        while len(candidates) > min(_CANDIDATES, self._compiled_size):
+            del candidates[next(iter(candidates))]
+
+    def _compile(self, key: Hashable, resolution: Resolution) -> bool:
+        """Compile ``resolution`` for ``key`` if every answer it used is cached.
 
         Only fresh (not stale) answers still held, unchanged, qualify; a failure is
         never cached, so a branch that failed is never compiled into a success.
@@ -346,6 +370,7 @@ class CachingBackend:
             for compiled in self._compiled.values():
                 compiled.valid = False
             self._compiled.clear()
+            self._candidates.clear()
             return
         name = name.lower().rstrip(".")
         entries = self._entries

@@ -455,6 +455,7 @@ class Resolution:
         "_attempts",
         "_ctx",
         "_discarded",
+        "_duplicates",
         "_final",
         "_held",
         "_items",
@@ -483,6 +484,7 @@ class Resolution:
         self._discarded: tuple[Discarded, ...] = ()
         self._seen: set[Endpoint] = set()
         self._held: list[Target] = []
+        self._duplicates = False
         self._final = False
         self.error = error
         """The NoTargetsError to raise in place of any target (e.g. an unsupported
@@ -513,6 +515,7 @@ class Resolution:
         self._discarded = discarded
         self._seen = set()
         self._held = []
+        self._duplicates = False
         self._final = True
         self.error = None
         return self
@@ -628,7 +631,11 @@ class Resolution:
         if count:
             ctx = self._ctx
             assert ctx is not None
-            released = _release(items[:count], self._seen, ctx.demoted, self._held)  # type: ignore[arg-type]
+            seen = self._seen
+            before = len(seen)
+            released = _release(items[:count], seen, ctx.demoted, self._held)  # type: ignore[arg-type]
+            if len(seen) - before != count:
+                self._duplicates = True
             del items[:count]
         if not items and self._held:
             released += self._held
@@ -652,7 +659,9 @@ class Resolution:
             return None
         attempts = self._attempts
         assert isinstance(attempts, list)
-        return Template(nodes, tuple(attempts), tuple(ctx.discarded), self.reason)
+        return Template(
+            nodes, tuple(attempts), tuple(ctx.discarded), self.reason, not self._duplicates
+        )
 
     def _advance(self) -> None:
         items, answers, ctx = self._items, self._answers, self._ctx
@@ -776,6 +785,7 @@ class Template:
         attempts: tuple[Answer, ...],
         discarded: tuple[Discarded, ...],
         reason: str | None,
+        unique: bool,
     ) -> None:
         self.nodes = nodes
         self.attempts = attempts
@@ -784,10 +794,9 @@ class Template:
         self.reason = reason
         self.hosts: list[_THost] = []
         _collect_hosts(nodes, self.hosts)
-        endpoints = [t.endpoint for h in self.hosts for t in h.protos]
-        endpoints += [n.endpoint for n in nodes if isinstance(n, Target)]
-        self.unique = len(set(endpoints)) == len(endpoints)
-        """No endpoint appears twice: expanding needs no de-duplication."""
+        self.unique = unique
+        """No endpoint appears twice (whatever the draw, the same targets come out, only
+        their order differs): expanding needs no de-duplication."""
         self._replayed: list[Target] | None = None
         """The replayed draw without stickiness or demotion, until the next retime."""
 
@@ -813,6 +822,9 @@ class Template:
             for proto, expires in zip(host.protos, host.expiry, strict=True):
                 remaining = int(expires - now)
                 changes = min(changes, expires - remaining)
+                if remaining == proto.ttl and not proto.stale:
+                    targets.append(proto)  # as built (the first retime, mostly)
+                    continue
                 targets.append(
                     Target(
                         proto.transport,

@@ -107,6 +107,7 @@ class TargetStream:
         "_owned",
         "_pending",
         "_progressed",
+        "_pump_due",
         "_ready",
         "_replan",
         "_replan_flights",
@@ -168,6 +169,7 @@ class TargetStream:
         callbacks (eagerly), so followers never wait for this stream's consumer."""
         self._active = False
         self._progressed = False
+        self._pump_due = False
 
     def __repr__(self) -> str:
         return (
@@ -497,7 +499,16 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
     stream = ref()
     if stream is not None:
-        if stream._leading:
-            stream._pump()
+        if stream._leading and not stream._pump_due:
+            # Once per loop iteration: answers completing together are fed at once.
+            stream._pump_due = True
+            asyncio.get_running_loop().call_soon(_pump_stream, ref)
         if stream._waiter is not None:
             _wake(stream._waiter)
+
+
+def _pump_stream(ref: weakref.ref[TargetStream]) -> None:
+    stream = ref()
+    if stream is not None:
+        stream._pump_due = False
+        stream._pump()
