@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import random
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from types import TracebackType
+from typing import Any
 
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import Capabilities, DnsBackend
@@ -22,8 +24,8 @@ from asip_locate._health import (
     endpoint_of,
     failure_reason,
 )
-from asip_locate._model import Endpoint, FailureReason, Target
-from asip_locate._options import LocateOptions
+from asip_locate._model import Endpoint, FailureReason, Target, Transport
+from asip_locate._options import IpStrategy, LocateOptions
 from asip_locate._plan import Resolution, RngFactory, plan_request
 from asip_locate._stream import Flights, TargetStream
 from asip_locate._uri import SipUri, parse_uri
@@ -35,6 +37,9 @@ LocationKey = tuple[bool, str, int | None, str | None]
 _TOKENS = itertools.count()
 
 _PARSED_MAX = 4096
+
+_VARIANTS_MAX = 64
+"""Per-call option overrides remembered (each has its own compiled results)."""
 """URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
 
 
@@ -135,15 +140,18 @@ class Locator:
             self._replay_draw = True
         self._flights = Flights()
         self._token = next(_TOKENS)
+        self._variants: dict[tuple[object, object], tuple[LocateOptions, int]] = {}
         """Stands for this Locator's options in compiled keys (a cache may be shared)."""
-        self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, Hashable]] = {}
+        self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, tuple[Hashable, ...]]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<Locator open_streams={len(self._streams)} closed={self._closed}>"
 
-    def _parse(self, uri: str | SipUri, as_sips: bool) -> tuple[SipUri, LocationKey, Hashable]:
+    def _parse(
+        self, uri: str | SipUri, as_sips: bool
+    ) -> tuple[SipUri, LocationKey, tuple[Hashable, ...]]:
         """The parsed URI, its location key and its compiled-resolution key."""
         text = uri if isinstance(uri, str) else None
         if text is not None:
@@ -164,7 +172,39 @@ class Locator:
             self._parsed[(text, as_sips)] = result
         return result
 
-    def locate(self, uri: str | SipUri, *, as_sips: bool = False) -> TargetStream:
+    def _variant(
+        self,
+        transports: Sequence[Transport | str] | None,
+        ip_strategy: IpStrategy | str | None,
+    ) -> tuple[LocateOptions, int]:
+        """The options of one call (per-call overrides) and their compiled-key token."""
+        if transports is None and ip_strategy is None:
+            return self.options, self._token
+        wanted = (None if transports is None else tuple(transports), ip_strategy)
+        found = self._variants.get(wanted)
+        if found is None:
+            changes: dict[str, Any] = {}
+            if transports is not None:
+                changes["transports"] = tuple(transports)
+            if ip_strategy is not None:
+                changes["ip_strategy"] = ip_strategy
+            if len(self._variants) >= _VARIANTS_MAX:
+                self._variants.clear()
+            found = self._variants[wanted] = (
+                dataclasses.replace(self.options, **changes),
+                next(_TOKENS),
+            )
+        return found
+
+    def locate(
+        self,
+        uri: str | SipUri,
+        *,
+        as_sips: bool = False,
+        transports: Sequence[Transport | str] | None = None,
+        ip_strategy: IpStrategy | str | None = None,
+        deadline: float | None = None,
+    ) -> TargetStream:
         """Stream the targets for ``uri`` in RFC 3263 order.
 
         Args:
@@ -172,14 +212,22 @@ class Locator:
                 ``host:port``.
             as_sips: Resolve as if the URI were SIPS (RFC 3261 §8.1.2: the
                 Request-URI is SIPS although the next hop, e.g. a Route, is not).
+            transports: For this call only, instead of ``options.transports``.
+            ip_strategy: For this call only, instead of ``options.ip_strategy``.
+            deadline: For this call only, instead of ``options.deadline``.
+                Overrides share the cache and the endpoint health.
 
         Raises:
             InvalidUriError: at once, when ``uri`` cannot be parsed. Anything else
                 (e.g. UnsupportedTransportError) is raised when the stream is iterated.
+            ValueError: at once, for an unknown transport or ip_strategy override.
         """
         if self._closed:
             raise RuntimeError("Locator is closed")
+        options, token = self._variant(transports, ip_strategy)
         parsed, key, compiled_key = self._parse(uri, as_sips)
+        if token != self._token:
+            compiled_key = (*compiled_key[:-1], token)
         text = uri if isinstance(uri, str) else str(uri)
         # Frozen now: failures reported while this stream runs do not reorder it.
         demoted = self._health.snapshot()
@@ -196,7 +244,7 @@ class Locator:
             def plan() -> Resolution:
                 return plan_request(
                     parsed,
-                    self.options,
+                    options,
                     self._rng_for,
                     as_sips=as_sips,
                     prefer=prefer,
@@ -225,8 +273,8 @@ class Locator:
             text,
             resolution,
             self._lookups,
-            deadline=self.options.deadline,
-            max_concurrency=self.options.max_concurrency,
+            deadline=self.options.deadline if deadline is None else deadline,
+            max_concurrency=options.max_concurrency,
             key=key,
             seen=self._seen,
             on_done=on_done,
@@ -246,20 +294,35 @@ class Locator:
 
         return compile_result
 
-    async def resolve(self, uri: str | SipUri, *, as_sips: bool = False) -> list[Target]:
-        """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
+    async def resolve(
+        self,
+        uri: str | SipUri,
+        *,
+        as_sips: bool = False,
+        transports: Sequence[Transport | str] | None = None,
+        ip_strategy: IpStrategy | str | None = None,
+        deadline: float | None = None,
+    ) -> list[Target]:
+        """All targets for ``uri``, in order. Raises NoTargetsError if there are none.
+
+        The arguments are those of ``locate``.
+        """
         cache = self._cache
         if cache is not None and not self._closed:
             # A compiled resolution needs no stream: its targets are all final.
+            _, token = self._variant(transports, ip_strategy)
             _, key, compiled_key = self._parse(uri, as_sips)
+            if token != self._token:
+                compiled_key = (*compiled_key[:-1], token)
             compiled = cache.compiled(compiled_key)
             flight = self._flights.get(compiled_key) if compiled is None else None
             if flight is not None:
                 # Single flight without a stream: wait for the leader, then take its
                 # compiled result (the stream path below if there is none).
-                if not await _landed(flight, self.options.deadline):
+                within = self.options.deadline if deadline is None else deadline
+                if not await _landed(flight, within):
                     text = uri if isinstance(uri, str) else str(uri)
-                    raise LocateTimeoutError(text, self.options.deadline, ())
+                    raise LocateTimeoutError(text, within, ())
                 if self._closed:
                     raise LocateError(f"{uri}: locator closed")
                 compiled = cache.compiled(compiled_key)
@@ -277,7 +340,14 @@ class Locator:
                     for target in targets:
                         seen(key, target)
                 return targets
-        async with self.locate(uri, as_sips=as_sips) as stream:
+        stream = self.locate(
+            uri,
+            as_sips=as_sips,
+            transports=transports,
+            ip_strategy=ip_strategy,
+            deadline=deadline,
+        )
+        async with stream:
             return [target async for target in stream]
 
     def locate_response(self, via: str | Via) -> TargetStream:

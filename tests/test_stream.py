@@ -249,3 +249,47 @@ async def test_thousands_waiting_on_one_shared_lookup_all_get_targets() -> None:
         # replay its compiled result instead of joining each shared lookup.
         info = locator.cache_info()
         assert (info.coalesced, info.compiled_hits) == (0, 1999)
+
+
+async def test_per_call_overrides_share_cache_and_health() -> None:
+    backend = FakeBackend(DEMO_ZONE)
+    async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+        default = await locator.resolve("sip:example.test")
+        assert {t.transport for t in default} == {"tls", "tcp", "udp"}
+        calls = len(backend.calls)
+        udp4 = await locator.resolve(
+            "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+        )
+        assert [(t.transport, t.address.version) for t in udp4] == [("udp", 4), ("udp", 4)]
+        assert len(backend.calls) == calls  # every answer came from the shared cache
+        # Each variant keeps its own compiled result; the default is unchanged.
+        for _ in range(2):
+            assert await locator.resolve("sip:example.test") == default
+            assert (
+                await locator.resolve(
+                    "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+                )
+                == udp4
+            )
+        async with locator.locate("sip:example.test", transports=["udp"]) as stream:
+            assert {t.transport async for t in stream} == {"udp"}
+        # One health table for all: a failure demotes the endpoint for every variant.
+        locator.report_failure(udp4[0])
+        again = await locator.resolve(
+            "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+        )
+        assert again == [udp4[1], udp4[0]]
+        with pytest.raises(ValueError, match="unknown transport"):
+            locator.locate("sip:example.test", transports=["pigeon"])
+
+
+async def test_per_call_deadline() -> None:
+    async with ZoneServer(DEMO_ZONE) as server:
+        server.inject(drop=True)
+        options = LocateOptions(nameservers=(server.address,), timeout=5, tries=1)
+        async with Locator(options) as locator:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(LocateTimeoutError, match=r"0\.2s"):
+                await locator.resolve("sip:example.test", deadline=0.2)
+            assert loop.time() - started < 3
