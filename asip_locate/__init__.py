@@ -6,7 +6,7 @@ async with Locator() as locator:
 """
 
 from asip_locate._aiodns import AiodnsBackend
-from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._backend import CachedLookup, DnsBackend, FutureLookup, SharedLookup
 from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import (
     InvalidUriError,
@@ -52,6 +52,7 @@ __all__ = [
     "Endpoint",
     "EndpointHealth",
     "FailureReason",
+    "FutureLookup",
     "InvalidUriError",
     "InvalidViaError",
     "IpStrategy",
@@ -65,6 +66,7 @@ __all__ = [
     "PingOptions",
     "Query",
     "RType",
+    "SharedLookup",
     "SipUri",
     "SipsPolicy",
     "SrvRecord",

@@ -294,6 +294,8 @@ class _Srv(_Branch):
                 ctx.discard(query, record, f"outside {ctx.domain}")
             else:
                 usable.append(record)
+        # Issue 13 plugs in here: answer.additional holds A/AAAA answers for these
+        # targets (RFC 2782 additional data), to feed the _Addresses branches below.
         self.groups = srv_groups(usable)
         self.drawn = srv_draw(self.groups, ctx.rng_for(self.name))
         ordered = _prefer_srv(list(self.drawn), self.transport, ctx.prefer)
