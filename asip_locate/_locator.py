@@ -233,43 +233,65 @@ class Locator:
         demoted = self._health.snapshot()
         prefer = self._sticky.preferred(key) if self._seen is not None else None
         cache = self._cache
-        rng_for = None if self._replay_draw else self._rng_for
         compiled = cache.compiled(compiled_key) if cache is not None else None
-        replan = None
         if cache is not None and compiled is not None:
-            resolution = cache.resolution(compiled, rng_for, prefer, demoted)
-            on_done = None
+            rng_for = None if self._replay_draw else self._rng_for
+            stream = TargetStream(
+                text,
+                cache.resolution(compiled, rng_for, prefer, demoted),
+                self._lookups,
+                deadline=self.options.deadline if deadline is None else deadline,
+                max_concurrency=options.max_concurrency,
+                key=key,
+                seen=self._seen,
+            )
         else:
+            stream = self._cold_stream(
+                text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline
+            )
+        self._streams.add(stream)
+        return stream
 
-            def plan() -> Resolution:
-                return plan_request(
-                    parsed,
-                    options,
-                    self._rng_for,
-                    as_sips=as_sips,
-                    prefer=prefer,
-                    demoted=demoted,
-                )
+    def _cold_stream(
+        self,
+        text: str,
+        parsed: SipUri,
+        as_sips: bool,
+        key: LocationKey,
+        compiled_key: Hashable,
+        options: LocateOptions,
+        prefer: Target | None,
+        demoted: frozenset[Endpoint],
+        deadline: float | None,
+    ) -> TargetStream:
+        """A stream that plans (and, with the cache, may lead or follow a flight)."""
+        cache = self._cache
+        rng_for = None if self._replay_draw else self._rng_for
 
-            on_done = None
-            if cache is not None and compiled_key in self._flights:
-                # A follower (see Flights): it re-plans after the flight, so planning
-                # now would be wasted (thousands of followers in a storm).
-                resolution = Resolution.finished([], attempts=tuple)
-            else:
-                resolution = plan()
-            if cache is not None:
-                on_done = self._compile_for(compiled_key)
+        def plan() -> Resolution:
+            return plan_request(
+                parsed, options, self._rng_for, as_sips=as_sips, prefer=prefer, demoted=demoted
+            )
 
-                def replan() -> Resolution:
-                    # After the flight this stream followed: its compiled result if
-                    # there is one, else a plan of our own (over cached answers).
-                    found = cache.compiled(compiled_key)
-                    if found is not None:
-                        return cache.resolution(found, rng_for, prefer, demoted)
-                    return plan()
+        replan = on_done = None
+        if cache is not None and compiled_key in self._flights:
+            # A follower (see Flights): it re-plans after the flight, so planning
+            # now would be wasted (thousands of followers in a storm).
+            resolution = Resolution.finished([], attempts=tuple)
+        else:
+            resolution = plan()
+        if cache is not None:
+            on_done = self._compile_for(compiled_key)
 
-        stream = TargetStream(
+            def replan() -> Resolution:
+                # After the flight this stream followed: its compiled result if
+                # there is one, else a plan of our own (over cached answers).
+                found = cache.compiled(compiled_key)
+                if found is not None:
+                    return cache.resolution(found, rng_for, prefer, demoted)
+                return plan()
+
+        return TargetStream(
             text,
             resolution,
             self._lookups,
@@ -282,8 +304,6 @@ class Locator:
             flight_key=compiled_key,
             replan=replan,
         )
-        self._streams.add(stream)
-        return stream
 
     def _compile_for(self, key: Hashable) -> Callable[[TargetStream], None]:
         cache = self._cache

@@ -153,9 +153,7 @@ class TargetStream:
         others belong to the backend (shared between streams)."""
         self._owned: set[asyncio.Future[Answer]] = set()
         self._waiter: asyncio.Future[None] | None = None
-        # Lookups call back through a weak reference: a shared lookup outliving this
-        # stream must not keep it alive (its __del__ cancels what it owns).
-        self._wake = functools.partial(_wake_stream, weakref.ref(self))
+        self._wake: Callable[[object], None] | None = None  # made on first use
         self._yielded = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -267,6 +265,14 @@ class TargetStream:
                 raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
             await self._wait()
 
+    def _waker(self) -> Callable[[object], None]:
+        wake = self._wake
+        if wake is None:
+            # Through a weak reference: a shared lookup outliving this stream must not
+            # keep it alive (its __del__ cancels what it owns).
+            wake = self._wake = functools.partial(_wake_stream, weakref.ref(self))
+        return wake
+
     async def _follow(self, flight: asyncio.Future[None]) -> None:
         """Wait (within the deadline) for the flight led by another stream, then re-plan."""
         assert self._deadline_at is not None
@@ -274,7 +280,7 @@ class TargetStream:
         if not flight.done():
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
-            flight.add_done_callback(self._wake)
+            flight.add_done_callback(self._waker())
             timer = loop.call_at(self._deadline_at, _wake, waiter)
             try:
                 await waiter
@@ -359,7 +365,7 @@ class TargetStream:
                     self._owned.add(owned)
                     future = owned
                 self._pending[future] = query
-                future.add_done_callback(self._wake)
+                future.add_done_callback(self._waker())
             if known:
                 resolution.feed_all(known)
 
