@@ -335,7 +335,7 @@ class Locator:
             if token != self._token:
                 compiled_key = (*compiled_key[:-1], token)
             compiled = cache.compiled(compiled_key)
-            flight = self._flights.get(compiled_key) if compiled is None else None
+            flight = self._flights.follow(compiled_key) if compiled is None else None
             if flight is not None:
                 # Single flight without a stream: wait for the leader, then take its
                 # compiled result (the stream path below if there is none).

@@ -34,10 +34,13 @@ class Flights:
     the leader's compiled result instead of running the same plan again.
     """
 
-    __slots__ = ("_flights",)
+    __slots__ = ("_flights", "_kicks", "followed")
 
     def __init__(self) -> None:
         self._flights: dict[Hashable, asyncio.Future[None]] = {}
+        self._kicks: dict[Hashable, Callable[[], None]] = {}
+        self.followed: set[Hashable] = set()
+        """Keys whose flight has followers: only their leaders advance eagerly."""
 
     def __len__(self) -> int:
         return len(self._flights)
@@ -45,21 +48,33 @@ class Flights:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._flights
 
-    def get(self, key: Hashable) -> asyncio.Future[None] | None:
-        """The flight in progress for ``key``, if any (without joining it)."""
-        return self._flights.get(key)
+    def join(self, key: Hashable, kick: Callable[[], None]) -> asyncio.Future[None] | None:
+        """The flight to follow for ``key``, or None: the caller leads a new one.
 
-    def join(self, key: Hashable) -> asyncio.Future[None] | None:
-        """The flight to follow for ``key``, or None: the caller leads a new one."""
+        ``kick`` is called (soon) when a first follower comes, so that the leader
+        takes in the answers it already has without waiting for its consumer.
+        """
+        flight = self.follow(key)
+        if flight is None:
+            self._flights[key] = asyncio.get_running_loop().create_future()
+            self._kicks[key] = kick
+        return flight
+
+    def follow(self, key: Hashable) -> asyncio.Future[None] | None:
+        """The flight in progress for ``key`` to follow, if any (never leads one)."""
         flight = self._flights.get(key)
-        if flight is not None:
-            return flight
-        self._flights[key] = asyncio.get_running_loop().create_future()
-        return None
+        if flight is not None and key not in self.followed:
+            self.followed.add(key)
+            kick = self._kicks.get(key)
+            if kick is not None:
+                asyncio.get_running_loop().call_soon(kick)
+        return flight
 
     def land(self, key: Hashable) -> None:
         """The leader for ``key`` is done (or gave up): wake its followers."""
         flight = self._flights.pop(key, None)
+        self.followed.discard(key)
+        self._kicks.pop(key, None)
         if flight is not None and not flight.done():
             flight.set_result(None)
 
@@ -223,7 +238,9 @@ class TargetStream:
         flights = self._flights
         if flights is not None:
             self._flights = None
-            flight = flights.join(self._flight_key)
+            flight = flights.join(
+                self._flight_key, functools.partial(_pump_stream, weakref.ref(self))
+            )
             if flight is None:
                 self._leading = True
                 if self._resolution.final and self._replan is not None:
@@ -505,7 +522,11 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
     stream = ref()
     if stream is not None:
-        if stream._leading and not stream._pump_due:
+        if (
+            stream._leading
+            and not stream._pump_due
+            and stream._flight_key in stream._replan_flights.followed  # type: ignore[union-attr]
+        ):
             # Once per loop iteration: answers completing together are fed at once.
             stream._pump_due = True
             asyncio.get_running_loop().call_soon(_pump_stream, ref)

@@ -130,3 +130,31 @@ async def test_followers_keep_their_own_deadline() -> None:
             await locator.resolve(URI)
         with pytest.raises(LocateTimeoutError):
             await leader
+
+
+async def test_a_follower_arriving_late_wakes_an_idle_leader() -> None:
+    # The leader's last answers came in while its consumer sat on the first target
+    # (nobody followed then, so nothing took them in): a follower arriving now must
+    # not wait for that consumer, nor for its own deadline.
+    class SecondHostLate(FakeBackend):
+        def __init__(self) -> None:
+            super().__init__(DEMO_ZONE)
+            self.gate = asyncio.Event()
+
+        async def query(self, query: Query) -> Answer:
+            if query.name == "sip2.example.test":
+                await self.gate.wait()
+            return await super().query(query)
+
+    backend = SecondHostLate()
+    async with Locator(LocateOptions(seed=1, deadline=3), backend=backend) as locator:
+        leader = locator.locate(URI)
+        assert await anext(leader) == (await expected())[0]
+        backend.gate.set()
+        await settle()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await locator.resolve(URI) == await expected()
+        assert loop.time() - started < 1
+        assert locator.cache_info().compiled_hits == 1
+        await leader.aclose()
