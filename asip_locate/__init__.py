@@ -6,7 +6,7 @@ async with Locator() as locator:
 """
 
 from asip_locate._aiodns import AiodnsBackend
-from asip_locate._backend import CachedLookup, DnsBackend
+from asip_locate._backend import CachedLookup, DnsBackend, FutureLookup, SharedLookup
 from asip_locate._cache import CacheInfo, CachingBackend
 from asip_locate._errors import (
     InvalidUriError,
@@ -71,6 +71,7 @@ __all__ = [
     "Event",
     "FailureReason",
     "FailureReported",
+    "FutureLookup",
     "HealthStore",
     "InvalidUriError",
     "InvalidViaError",
@@ -89,6 +90,7 @@ __all__ = [
     "Query",
     "QuerySent",
     "RType",
+    "SharedLookup",
     "SipUri",
     "SipsPolicy",
     "SrvRecord",

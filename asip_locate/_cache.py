@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from cachetools import TLRUCache
 
-from asip_locate._backend import DnsBackend
-from asip_locate._model import Answer, Query, Status
+from asip_locate._backend import DnsBackend, FutureLookup, PendingAnswer
+from asip_locate._model import Answer, Endpoint, Query, Status, Target
 from asip_locate._options import LocateOptions
+from asip_locate._plan import Resolution, RngFactory, Template
 
 log = logging.getLogger("asip_locate")
 
@@ -23,6 +27,10 @@ STALE_ANSWER_TTL = 30
 # RFC 8767 §5 ("failure recheck timer"): after a refresh failed, serve the stale data
 # without asking again for this long, so a dead server does not slow every locate.
 STALE_RECHECK = 30.0
+
+_CANDIDATES = 64
+"""Done resolutions kept for compiling on second use: a location must be located
+again within the next 64 cold locates to be compiled (hot next hops are)."""
 
 _Key = Query | str
 """A Query, or a bare name for an NXDOMAIN that covers every type of it (RFC 2308 §5)."""
@@ -39,6 +47,13 @@ class CacheInfo:
         stale_served: Lookups answered with expired data (RFC 8767).
         size: Entries held now (expired entries kept for serve-stale included).
         maxsize: The most entries kept (``LocateOptions.cache_size``).
+        compiled: Compiled resolutions held (one per location key).
+        compiled_targets: Prebuilt targets those hold (their memory, about 0.8 KB
+            per target).
+        compiled_maxsize: The most compiled resolutions kept (``cache_size // 8``,
+            at least 1).
+        compiled_hits: Locates answered from a compiled resolution (each also
+            counts its answers in ``hits``).
     """
 
     hits: int = 0
@@ -47,12 +62,24 @@ class CacheInfo:
     stale_served: int = 0
     size: int = 0
     maxsize: int = 0
+    compiled: int = 0
+    compiled_targets: int = 0
+    compiled_maxsize: int = 0
+    compiled_hits: int = 0
 
 
 class _Entry:
     """One cached answer and its timers (absolute times on the cache's clock)."""
 
-    __slots__ = ("answer", "evict_at", "fresh_until", "recheck_at", "refresh_at", "view")
+    __slots__ = (
+        "answer",
+        "dependents",
+        "evict_at",
+        "fresh_until",
+        "recheck_at",
+        "refresh_at",
+        "view",
+    )
 
     def __init__(self, answer: Answer, now: float, lifetime: int, options: LocateOptions):
         self.answer = answer
@@ -63,6 +90,14 @@ class _Entry:
         self.recheck_at = -math.inf
         self.view = answer
         """The answer with its remaining TTL, rebuilt when that changes."""
+        self.dependents: list[Compiled] = []
+        """Compiled resolutions built from this answer (ended when it goes)."""
+
+    def invalidate(self) -> None:
+        """This entry is replaced, flushed or evicted: end what was built from it."""
+        for compiled in self.dependents:
+            compiled.valid = False
+        self.dependents = []
 
     def fresh(self, query: Query, now: float) -> Answer:
         remaining = int(self.fresh_until - now)  # floor: fresh_until > now
@@ -81,6 +116,41 @@ class _Entry:
 
 def _evict_at(key: _Key, entry: _Entry, now: float) -> float:
     return entry.evict_at
+
+
+class _Entries(TLRUCache[_Key, _Entry]):
+    """The TLRU cache, telling entries dropped for room (LRU) that they are gone."""
+
+    def popitem(self) -> tuple[_Key, _Entry]:
+        key, entry = super().popitem()
+        entry.invalidate()
+        return key, entry
+
+
+class Compiled:
+    """A compiled resolution: a Template and how long it stays valid.
+
+    Valid until the earliest expiry (or refresh-ahead point) of the answers it was
+    built from, and until any of them is replaced, flushed or evicted (each answer
+    knows its dependents: per-dependency invalidation).
+    """
+
+    __slots__ = ("entries", "lookups", "template", "valid", "valid_until", "views_until")
+
+    def __init__(self, template: Template, entries: dict[Query, _Entry], now: float) -> None:
+        self.template = template
+        self.entries = entries
+        self.lookups = len(entries)
+        self.valid = True
+        self.valid_until = min(min(e.fresh_until, e.refresh_at) for e in entries.values())
+        template.set_expiry(lambda query: entries[query].fresh_until)
+        self.views_until = template.retime(now)
+
+    def attempts(self, now: float) -> tuple[Answer, ...]:
+        """The answers behind it, with their remaining TTL at ``now``."""
+        return tuple(
+            e.fresh(a.query, now) for a in self.template.attempts for e in (self.entries[a.query],)
+        )
 
 
 class CachingBackend:
@@ -124,11 +194,17 @@ class CachingBackend:
         if options.cache_size < 1:
             raise ValueError("CachingBackend needs LocateOptions.cache_size >= 1")
         self._clock = clock
-        self._entries: TLRUCache[_Key, _Entry] = TLRUCache(
-            options.cache_size, _evict_at, timer=clock
-        )
-        self._inflight: dict[Query, asyncio.Task[Answer]] = {}
+        self._entries = _Entries(options.cache_size, _evict_at, timer=clock)
+        self._inflight: dict[Query, asyncio.Future[Answer]] = {}
+        self._submit = backend.submit if isinstance(backend, FutureLookup) else None
+        self._submitted: dict[asyncio.Future[Answer], PendingAnswer] = {}
+        """The backend's futures behind ours (FutureLookup), to cancel in aclose."""
         self._hits = self._misses = self._coalesced = self._stale_served = 0
+        self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
+        self._compiled_size = max(1, options.cache_size // 8)
+        self._candidates: dict[Hashable, Resolution] = {}
+        """Done resolutions not compiled yet (compiled on second use), bounded alike."""
+        self._compiled_hits = 0
         self._closed = False
 
     def __repr__(self) -> str:
@@ -167,7 +243,7 @@ class CachingBackend:
         that ``query`` costs, which matters when thousands of locates wait on one name.
         """
         task = self._inflight.get(query)
-        if task is None:
+        if task is None or task.done():  # done: its answer is stored (or is a failure)
             self._misses += 1
             return self._start(query)
         self._coalesced += 1
@@ -182,7 +258,105 @@ class CachingBackend:
             self._stale_served,
             len(self._entries),
             self.options.cache_size,
+            len(self._compiled),
+            sum(c.template.size for c in self._compiled.values()),
+            self._compiled_size,
+            self._compiled_hits,
         )
+
+    # --- compiled resolutions ----------------------------------------------------------
+
+    def compiled(self, key: Hashable) -> Compiled | None:
+        """The valid compiled resolution for location ``key``, with fresh TTLs, or None."""
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if not self._candidates:
+                return None
+            # Compiled on second use: a name located once costs no compile.
+            resolution = self._candidates.pop(key, None)
+            if resolution is None or not self._compile(key, resolution):
+                return None
+            compiled = self._compiled[key]
+        now = self._clock()
+        if not compiled.valid or now >= compiled.valid_until:
+            # Expired, replaced, or at its refresh-ahead point: the next locate goes
+            # through the answers again (which starts the refresh).
+            del self._compiled[key]
+            return None
+        if now >= compiled.views_until:
+            compiled.views_until = compiled.template.retime(now)
+        self._hits += compiled.lookups
+        self._compiled_hits += 1
+        return compiled
+
+    def resolution(
+        self,
+        compiled: Compiled,
+        rng_for: RngFactory | None,
+        prefer: Target | None,
+        demoted: Collection[Endpoint],
+    ) -> Resolution:
+        """A finished Resolution replaying ``compiled`` (fresh draws unless seeded)."""
+        template = compiled.template
+        clock = self._clock
+        return Resolution.finished(
+            template.expand(rng_for, prefer, demoted),
+            attempts=lambda: compiled.attempts(clock()),
+            discarded=template.discarded,
+            reason=template.reason,
+        )
+
+    def compile(self, key: Hashable, resolution: Resolution) -> None:
+        """Offer ``resolution`` (done) as the result for location ``key``.
+
+        It is compiled when ``key`` is next looked up (``compiled``), and only if
+        every answer it used is still cached, fresh and unchanged then.
+        """
+        candidates = self._candidates
+        candidates.pop(key, None)
+        candidates[key] = resolution
+        while len(candidates) > min(_CANDIDATES, self._compiled_size):
+            del candidates[next(iter(candidates))]
+
+    def _compile(self, key: Hashable, resolution: Resolution) -> bool:
+        """Compile ``resolution`` for ``key`` if every answer it used is cached.
+
+        Only fresh (not stale) answers still held, unchanged, qualify; a failure is
+        never cached, so a branch that failed is never compiled into a success.
+        """
+        template = resolution.template()
+        if template is None:
+            return False
+        now = self._clock()
+        entries: dict[Query, _Entry] = {}
+        for answer in template.attempts:
+            entry = self._find(answer.query)
+            if (
+                entry is None
+                or answer.stale
+                or now >= entry.fresh_until
+                or entry.answer.status is not answer.status
+                or entry.answer.records != answer.records
+                or entry.answer.cnames != answer.cnames
+            ):
+                return False
+            entries[answer.query] = entry
+        if not entries:
+            return False  # nothing was looked up: planning again is as cheap
+        compiled = Compiled(template, entries, now)
+        for entry in entries.values():
+            dependents = entry.dependents
+            if len(dependents) > 8:
+                dependents[:] = [d for d in dependents if d.valid]
+            dependents.append(compiled)
+        old = self._compiled.pop(key, None)
+        if old is not None:
+            old.valid = False
+        self._compiled[key] = compiled
+        while len(self._compiled) > self._compiled_size:
+            _, dropped = self._compiled.popitem(last=False)
+            dropped.valid = False
+        return True
 
     def flush(self, name: str | None = None) -> None:
         """Forget every answer, or those for ``name`` (every type).
@@ -190,57 +364,100 @@ class CachingBackend:
         Queries in flight are not cancelled; their answers are stored when they come.
         """
         if name is None:
+            for entry in self._entries.values():
+                entry.invalidate()
             self._entries.clear()
+            for compiled in self._compiled.values():
+                compiled.valid = False
+            self._compiled.clear()
+            self._candidates.clear()
             return
         name = name.lower().rstrip(".")
         entries = self._entries
         for key in [k for k in entries if (k if isinstance(k, str) else k.name) == name]:
-            entries.pop(key, None)
+            self._drop(key)
 
-    async def aclose(self) -> None:
-        """Cancel the queries in flight, then close the wrapped backend."""
+    async def aclose(self, *, close_backend: bool = True) -> None:
+        """Cancel the queries in flight, then close the wrapped backend (if asked)."""
         self._closed = True
         tasks = list(self._inflight.values())
         self._inflight.clear()
+        for inner in self._submitted.values():
+            inner.cancel()
+        self._submitted.clear()
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self.backend.aclose()
+        if close_backend:
+            await self.backend.aclose()
 
     def _find(self, query: Query) -> _Entry | None:
+        # `in` first: a miss raises (and catches) nothing.
         entries = self._entries
-        try:
+        if query in entries:
             return entries[query]
-        except KeyError:
-            pass
-        try:
-            return entries[query.name]
-        except KeyError:
-            return None
+        name = query.name
+        if name in entries:
+            return entries[name]
+        return None
 
-    def _start(self, query: Query) -> asyncio.Task[Answer]:
-        task = asyncio.get_running_loop().create_task(self._fetch(query))
-        self._inflight[query] = task
-        task.add_done_callback(lambda done: self._forget(query, done))
-        return task
+    def _drop(self, key: _Key) -> None:
+        entry: Any = self._entries.pop(key, None)
+        if entry is not None:
+            entry.invalidate()
 
-    def _forget(self, query: Query, task: asyncio.Task[Answer]) -> None:
-        if self._inflight.get(query) is task:
+    def _start(self, query: Query) -> asyncio.Future[Answer]:
+        loop = asyncio.get_running_loop()
+        submit = self._submit
+        if submit is None:
+            future: asyncio.Future[Answer] = loop.create_task(self._fetch(query))
+        else:
+            # No task: the backend completes its future from the resolver's callback,
+            # and that completes ours (the one waiters share).
+            future = loop.create_future()
+            inner = submit(query)
+            self._submitted[future] = inner
+            inner.add_done_callback(functools.partial(self._landed, query, future))
+        self._inflight[query] = future
+        future.add_done_callback(functools.partial(self._forget, query))
+        return future
+
+    def _landed(self, query: Query, future: asyncio.Future[Answer], inner: PendingAnswer) -> None:
+        self._submitted.pop(future, None)
+        if future.done():  # cancelled by aclose()
+            return
+        if inner.cancelled():
+            future.cancel()
+            return
+        error = inner.exception()
+        if error is not None:
+            future.set_exception(error)  # a bug or misuse: reaches every waiter
+            return
+        future.set_result(self._settle(inner.result()))
+
+    def _forget(self, query: Query, future: asyncio.Future[Answer]) -> None:
+        if self._inflight.get(query) is future:
             del self._inflight[query]
+        if not future.cancelled() and future.exception() is not None:
+            # Marked as retrieved (a refresh nobody waits for must not log "never
+            # retrieved"); waiters still get it from result().
+            log.error("backend failed on %s: %r", query, future.exception())
 
     def _refresh(self, query: Query) -> None:
-        if query in self._inflight or self._closed:
+        task = self._inflight.get(query)
+        if (task is not None and not task.done()) or self._closed:
             return
         with contextlib.suppress(RuntimeError):  # no running loop: used outside asyncio
             self._start(query)
 
     async def _fetch(self, query: Query) -> Answer:
-        try:
-            answer = await self.backend.query(query)
-        except Exception as exc:  # a backend bug must not poison every waiter
-            log.exception("backend failed on %s", query)
-            answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
+        # Any exception is a bug (or misuse) and reaches every waiter: never cached,
+        # never disguised as a DNS failure.
+        return self._settle(await self.backend.query(query))
+
+    def _settle(self, answer: Answer) -> Answer:
+        """Store a fresh answer; a failure falls back to stale data (RFC 8767)."""
         now = self._clock()
         if answer.status.is_failure:
             return self._stale_or(answer, now)
@@ -275,6 +492,7 @@ class CachingBackend:
         key: _Key = query
         if answer.status is Status.NXDOMAIN and not answer.cnames:
             key = query.name
-            self._entries.pop(query, None)  # the name is gone, whatever was cached for it
+            self._drop(query)  # the name is gone, whatever was cached for it
+        self._drop(key)  # replaced: what was compiled from the old answer ends
         self._entries[key] = entry
         return entry.fresh(query, now)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
+import itertools
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from types import TracebackType
+from typing import Any
 
 from asip_locate._aiodns import AiodnsBackend
-from asip_locate._backend import DnsBackend
+from asip_locate._backend import Capabilities, DnsBackend
 from asip_locate._cache import CacheInfo, CachingBackend
-from asip_locate._errors import NoTargetsError
+from asip_locate._errors import LocateError, LocateTimeoutError, NoTargetsError
 from asip_locate._health import (
     EndpointHealth,
     HealthStore,
@@ -21,20 +25,66 @@ from asip_locate._health import (
     endpoint_of,
     failure_reason,
 )
-from asip_locate._model import Endpoint, FailureReason, Target
-from asip_locate._options import LocateOptions
-from asip_locate._order import Rng
+from asip_locate._model import Endpoint, FailureReason, Target, Transport
+from asip_locate._options import IpStrategy, LocateOptions
 from asip_locate._plan import Resolution, RngFactory, plan_request
-from asip_locate._stream import TargetStream
+from asip_locate._stream import Flights, TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via, plan_response
 
 LocationKey = tuple[bool, str, int | None, str | None]
 """What decides a resolution: (secure, RFC 3263 TARGET, port, transport parameter)."""
 
+_TOKENS = itertools.count()
+
+_PARSED_MAX = 4096
+
+_VARIANTS_MAX = 64
+"""Per-call option overrides remembered (each has its own compiled results)."""
+"""URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
+
 
 def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:
     return (uri.secure or as_sips, uri.target, uri.port, uri.transport)
+
+
+async def _landed(flight: asyncio.Future[None], within: float) -> bool:
+    """Wait until ``flight`` is done or ``within`` seconds passed; True if it is done.
+
+    A private waiter, as in TargetStream: nothing to remove from a flight that
+    thousands of locates wait on.
+    """
+    if not flight.done():
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        flight.add_done_callback(functools.partial(_wake, waiter))
+        timer = loop.call_later(within, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+    return flight.done()
+
+
+def _wake(waiter: asyncio.Future[None], *_: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _FastRandom:
+    """``random.Random`` through its C ``random()``: ~3x cheaper than ``randint``.
+
+    For unseeded draws only (a seed must keep ``randint``'s exact sequence); the
+    bias of scaling a 53-bit float to a range of SRV weights is below 2**-37.
+    """
+
+    __slots__ = ("_random",)
+
+    def __init__(self, source: random.Random) -> None:
+        self._random = source.random
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self._random() * (b - a + 1))
 
 
 class Locator:
@@ -43,8 +93,10 @@ class Locator:
     Args:
         options: LocateOptions; None uses the defaults.
         backend: Where DNS questions go; None builds an AiodnsBackend from the
-            options. The Locator owns the backend and closes it in ``aclose``.
-            With ``options.cache_size`` > 0 it is wrapped in a CachingBackend.
+            options. With ``options.cache_size`` > 0 it is wrapped in a CachingBackend
+            (unless it is one already).
+        own_backend: True (default): ``aclose`` closes the backend. False borrows it
+            (e.g. one backend shared by several Locators): it is never closed here.
         clock: Monotonic seconds for cache expiry and health state (inject a fake
             clock in tests); default ``time.monotonic``.
         health_store: Where endpoint health lives (a HealthStore, e.g.
@@ -60,84 +112,280 @@ class Locator:
         options: LocateOptions | None = None,
         *,
         backend: DnsBackend | None = None,
+        own_backend: bool = True,
         clock: Callable[[], float] = time.monotonic,
         health_store: HealthStore | None = None,
     ) -> None:
-        self.options = options or LocateOptions()
+        self.options = options = options or LocateOptions()
         self.clock = clock
         if backend is None:
             backend = AiodnsBackend(
-                self.options.nameservers,
-                timeout=self.options.timeout,
-                tries=self.options.tries,
-                max_records=self.options.max_records,
+                options.nameservers,
+                timeout=options.timeout,
+                tries=options.tries,
+                max_records=options.max_records,
             )
-        if self.options.cache_size > 0 and not isinstance(backend, CachingBackend):
-            backend = CachingBackend(backend, self.options, clock=clock)
+            own_backend = True
+        self._given = backend
+        self._own_backend = own_backend
+        if options.cache_size > 0 and not isinstance(backend, CachingBackend):
+            backend = CachingBackend(backend, options, clock=clock)
         self.backend = backend
         # --- health store (issue 15): in-memory HealthTable unless one is given ---
         self._health: HealthStore
         if health_store is None:
             self._health = HealthTable(
-                size=self.options.health_size, hold=self.options.failure_hold, clock=clock
+                size=options.health_size, hold=options.failure_hold, clock=clock
             )
         else:
-            health_store.bind(
-                size=self.options.health_size, hold=self.options.failure_hold, clock=clock
-            )
+            health_store.bind(size=options.health_size, hold=options.failure_hold, clock=clock)
             self._health = health_store
         # --- end health store ---
-        self._sticky = StickyTable(
-            size=self.options.health_size, hold=self.options.sticky_for, clock=clock
-        )
         self._cache = backend if isinstance(backend, CachingBackend) else None
+        self._lookups = Capabilities.of(backend)  # resolved once
+        self._sticky = StickyTable(size=options.health_size, hold=options.sticky_for, clock=clock)
+        self._seen = self._sticky.seen if self._sticky.enabled else None
         self._random = random.Random()
+        seed = options.seed
+        if seed is None:
+            shared = _FastRandom(self._random)
+            self._rng_for: RngFactory = lambda name: shared
+            self._replay_draw = False
+        else:
+            # One generator per SRV owner: the order stays the same whatever order the
+            # answers arrive in, and a compiled resolution replays the draw it made.
+            self._rng_for = lambda name: random.Random(f"{seed}:{name}")
+            self._replay_draw = True
+        self._flights = Flights()
+        self._token = next(_TOKENS)
+        self._variants: dict[tuple[object, object], tuple[LocateOptions, int]] = {}
+        """Stands for this Locator's options in compiled keys (a cache may be shared)."""
+        self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, tuple[Hashable, ...]]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<Locator open_streams={len(self._streams)} closed={self._closed}>"
 
-    def _rng_factory(self) -> RngFactory:
-        seed = self.options.seed
-        if seed is None:
-            shared: Rng = self._random
-            return lambda name: shared
-        # One generator per SRV owner: the order stays the same whatever order the
-        # answers arrive in.
-        return lambda name: random.Random(f"{seed}:{name}")
+    def _parse(
+        self, uri: str | SipUri, as_sips: bool
+    ) -> tuple[SipUri, LocationKey, tuple[Hashable, ...]]:
+        """The parsed URI, its location key and its compiled-resolution key."""
+        text = uri if isinstance(uri, str) else None
+        if text is not None:
+            known = self._parsed.get((text, as_sips))
+            if known is not None:
+                return known
+        parsed = parse_uri(uri) if isinstance(uri, str) else uri
+        if not isinstance(parsed, SipUri):
+            raise TypeError(f"expected a URI string or SipUri, got {uri!r}")
+        key = _location_key(parsed, as_sips)
+        # The certificate name (the URI host) shapes Targets too, when maddr is used;
+        # the Locator itself stands for its options (a shared cache may serve many).
+        compiled_key = (*key, parsed.host, self._token)
+        result = (parsed, key, compiled_key)
+        if text is not None:
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[(text, as_sips)] = result
+        return result
 
-    def locate(self, uri: str, *, as_sips: bool = False) -> TargetStream:
+    def _variant(
+        self,
+        transports: Sequence[Transport | str] | None,
+        ip_strategy: IpStrategy | str | None,
+    ) -> tuple[LocateOptions, int]:
+        """The options of one call (per-call overrides) and their compiled-key token."""
+        if transports is None and ip_strategy is None:
+            return self.options, self._token
+        wanted = (None if transports is None else tuple(transports), ip_strategy)
+        found = self._variants.get(wanted)
+        if found is None:
+            changes: dict[str, Any] = {}
+            if transports is not None:
+                changes["transports"] = tuple(transports)
+            if ip_strategy is not None:
+                changes["ip_strategy"] = ip_strategy
+            if len(self._variants) >= _VARIANTS_MAX:
+                self._variants.clear()
+            found = self._variants[wanted] = (
+                dataclasses.replace(self.options, **changes),
+                next(_TOKENS),
+            )
+        return found
+
+    def locate(
+        self,
+        uri: str | SipUri,
+        *,
+        as_sips: bool = False,
+        transports: Sequence[Transport | str] | None = None,
+        ip_strategy: IpStrategy | str | None = None,
+        deadline: float | None = None,
+    ) -> TargetStream:
         """Stream the targets for ``uri`` in RFC 3263 order.
 
         Args:
-            uri: A SIP/SIPS URI, or a bare ``host`` / ``host:port``.
+            uri: A SIP/SIPS URI (text or parsed ``SipUri``), or a bare ``host`` /
+                ``host:port``.
             as_sips: Resolve as if the URI were SIPS (RFC 3261 §8.1.2: the
                 Request-URI is SIPS although the next hop, e.g. a Route, is not).
+            transports: For this call only, instead of ``options.transports``.
+            ip_strategy: For this call only, instead of ``options.ip_strategy``.
+            deadline: For this call only, instead of ``options.deadline``.
+                Overrides share the cache and the endpoint health.
 
         Raises:
-            InvalidUriError: at once, when ``uri`` cannot be parsed.
+            InvalidUriError: at once, when ``uri`` cannot be parsed. Anything else
+                (e.g. UnsupportedTransportError) is raised when the stream is iterated.
+            ValueError: at once, for an unknown transport or ip_strategy override.
         """
         if self._closed:
             raise RuntimeError("Locator is closed")
-        parsed = parse_uri(uri)
-        key = _location_key(parsed, as_sips)
-        sticky = self._sticky.enabled
-        try:
-            resolution = plan_request(
-                parsed,
-                self.options,
-                self._rng_factory(),
-                as_sips=as_sips,
-                prefer=self._sticky.preferred(key) if sticky else None,
+        options, token = self._variant(transports, ip_strategy)
+        parsed, key, compiled_key = self._parse(uri, as_sips)
+        if token != self._token:
+            compiled_key = (*compiled_key[:-1], token)
+        text = uri if isinstance(uri, str) else str(uri)
+        # Frozen now: failures reported while this stream runs do not reorder it.
+        demoted = self._health.snapshot()
+        prefer = self._sticky.preferred(key) if self._seen is not None else None
+        cache = self._cache
+        compiled = cache.compiled(compiled_key) if cache is not None else None
+        if cache is not None and compiled is not None:
+            rng_for = None if self._replay_draw else self._rng_for
+            stream = TargetStream(
+                text,
+                cache.resolution(compiled, rng_for, prefer, demoted),
+                self._lookups,
+                deadline=self.options.deadline if deadline is None else deadline,
+                max_concurrency=options.max_concurrency,
+                key=key,
+                seen=self._seen,
             )
-        except NoTargetsError as exc:
-            return _FailedStream(uri, exc)
-        return self._open_stream(uri, resolution, key if sticky else None)
+        else:
+            stream = self._cold_stream(
+                text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline
+            )
+        self._streams.add(stream)
+        return stream
 
-    async def resolve(self, uri: str, *, as_sips: bool = False) -> list[Target]:
-        """All targets for ``uri``, in order. Raises NoTargetsError if there are none."""
-        async with self.locate(uri, as_sips=as_sips) as stream:
+    def _cold_stream(
+        self,
+        text: str,
+        parsed: SipUri,
+        as_sips: bool,
+        key: LocationKey,
+        compiled_key: Hashable,
+        options: LocateOptions,
+        prefer: Target | None,
+        demoted: frozenset[Endpoint],
+        deadline: float | None,
+    ) -> TargetStream:
+        """A stream that plans (and, with the cache, may lead or follow a flight)."""
+        cache = self._cache
+        rng_for = None if self._replay_draw else self._rng_for
+
+        def plan() -> Resolution:
+            return plan_request(
+                parsed, options, self._rng_for, as_sips=as_sips, prefer=prefer, demoted=demoted
+            )
+
+        replan = on_done = None
+        if cache is not None and compiled_key in self._flights:
+            # A follower (see Flights): it re-plans after the flight, so planning
+            # now would be wasted (thousands of followers in a storm).
+            resolution = Resolution.finished([], attempts=tuple)
+        else:
+            resolution = plan()
+        if cache is not None:
+            on_done = self._compile_for(compiled_key)
+
+            def replan() -> Resolution:
+                # After the flight this stream followed: its compiled result if
+                # there is one, else a plan of our own (over cached answers).
+                found = cache.compiled(compiled_key)
+                if found is not None:
+                    return cache.resolution(found, rng_for, prefer, demoted)
+                return plan()
+
+        return TargetStream(
+            text,
+            resolution,
+            self._lookups,
+            deadline=self.options.deadline if deadline is None else deadline,
+            max_concurrency=options.max_concurrency,
+            key=key,
+            seen=self._seen,
+            on_done=on_done,
+            flights=self._flights,
+            flight_key=compiled_key,
+            replan=replan,
+        )
+
+    def _compile_for(self, key: Hashable) -> Callable[[TargetStream], None]:
+        cache = self._cache
+        assert cache is not None
+
+        def compile_result(stream: TargetStream) -> None:
+            cache.compile(key, stream._resolution)
+
+        return compile_result
+
+    async def resolve(
+        self,
+        uri: str | SipUri,
+        *,
+        as_sips: bool = False,
+        transports: Sequence[Transport | str] | None = None,
+        ip_strategy: IpStrategy | str | None = None,
+        deadline: float | None = None,
+    ) -> list[Target]:
+        """All targets for ``uri``, in order. Raises NoTargetsError if there are none.
+
+        The arguments are those of ``locate``.
+        """
+        cache = self._cache
+        if cache is not None and not self._closed:
+            # A compiled resolution needs no stream: its targets are all final.
+            _, token = self._variant(transports, ip_strategy)
+            _, key, compiled_key = self._parse(uri, as_sips)
+            if token != self._token:
+                compiled_key = (*compiled_key[:-1], token)
+            compiled = cache.compiled(compiled_key)
+            flight = self._flights.follow(compiled_key) if compiled is None else None
+            if flight is not None:
+                # Single flight without a stream: wait for the leader, then take its
+                # compiled result (the stream path below if there is none).
+                within = self.options.deadline if deadline is None else deadline
+                if not await _landed(flight, within):
+                    text = uri if isinstance(uri, str) else str(uri)
+                    raise LocateTimeoutError(text, within, ())
+                if self._closed:
+                    raise LocateError(f"{uri}: locator closed")
+                compiled = cache.compiled(compiled_key)
+            if compiled is not None:
+                demoted = self._health.snapshot()
+                seen = self._seen
+                prefer = self._sticky.preferred(key) if seen is not None else None
+                rng_for = None if self._replay_draw else self._rng_for
+                targets = compiled.template.expand(rng_for, prefer, demoted)
+                if not targets:
+                    text = uri if isinstance(uri, str) else str(uri)
+                    resolution = cache.resolution(compiled, rng_for, prefer, demoted)
+                    raise NoTargetsError(text, resolution.attempts, resolution.reason)
+                if seen is not None:
+                    for target in targets:
+                        seen(key, target)
+                return targets
+        stream = self.locate(
+            uri,
+            as_sips=as_sips,
+            transports=transports,
+            ip_strategy=ip_strategy,
+            deadline=deadline,
+        )
+        async with stream:
             return [target async for target in stream]
 
     def locate_response(self, via: str | Via) -> TargetStream:
@@ -157,22 +405,15 @@ class Locator:
         if self._closed:
             raise RuntimeError("Locator is closed")
         parsed = via if isinstance(via, Via) else parse_via(via)
-        resolution = plan_response(parsed, self.options, self._rng_factory())
-        return self._open_stream(str(parsed), resolution)
-
-    def _open_stream(
-        self, text: str, resolution: Resolution, key: LocationKey | None = None
-    ) -> TargetStream:
-        # Frozen now: failures reported while this stream runs do not reorder it.
-        demoted = self._health.snapshot()
+        resolution = plan_response(
+            parsed, self.options, self._rng_for, demoted=self._health.snapshot()
+        )
         stream = TargetStream(
-            text,
+            str(parsed),
             resolution,
-            self.backend,
+            self._lookups,
             deadline=self.options.deadline,
             max_concurrency=self.options.max_concurrency,
-            demoted=demoted.__contains__ if demoted else None,
-            observe=None if key is None else functools.partial(self._sticky.seen, key),
         )
         self._streams.add(stream)
         return stream
@@ -221,6 +462,10 @@ class Locator:
         self._health.report_success(endpoint)
         self._sticky.succeeded(endpoint)
 
+    def is_demoted(self, target: Target | Endpoint) -> bool:
+        """True when ``target``'s endpoint is demoted now (a reported failure holds)."""
+        return endpoint_of(target) in self._health.snapshot()
+
     def health(self) -> list[EndpointHealth]:
         """The endpoints demoted now, least recently reported first."""
         return self._health.entries()
@@ -241,14 +486,22 @@ class Locator:
             self._cache.flush(name)
 
     async def aclose(self) -> None:
-        """Close every stream still open, then the backend and the health store."""
+        """Close every open stream, then the backend (if owned) and the health store.
+
+        A stream opened before raises LocateError ("locator closed") when iterated
+        again, or at once in a task waiting on it.
+        """
         if self._closed:
             return
         self._closed = True
         for stream in list(self._streams):
+            stream.abort(LocateError(f"{stream.uri}: locator closed"))
             await stream.aclose()
         try:
-            await self.backend.aclose()
+            if self._own_backend:
+                await self.backend.aclose()
+            elif self._cache is not None and self._cache is not self._given:
+                await self._cache.aclose(close_backend=False)
         finally:
             await self._health.aclose()  # health store (issue 15)
 
@@ -262,24 +515,3 @@ class Locator:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-class _FailedStream(TargetStream):
-    """A stream whose only outcome is an error known before any lookup."""
-
-    def __init__(self, uri: str, error: NoTargetsError) -> None:
-        self.uri = uri
-        self._error: NoTargetsError | None = error
-        self._tasks = {}
-        self._owned = set()
-        self._waiter = None
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<TargetStream {self.uri} failed>"
-
-    async def __anext__(self) -> Target:
-        error, self._error = self._error, None
-        if error is None:
-            raise StopAsyncIteration
-        raise error

@@ -11,15 +11,16 @@ outside this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from asip_locate._errors import UnsupportedTransportError
+from asip_locate._errors import NoTargetsError, UnsupportedTransportError
 from asip_locate._model import (
     NAPTR_SERVICES,
     Answer,
     Discarded,
+    Endpoint,
     IPAddress,
     NaptrRecord,
     Query,
@@ -30,7 +31,14 @@ from asip_locate._model import (
     Transport,
 )
 from asip_locate._options import IpStrategy, LocateOptions, SipsPolicy
-from asip_locate._order import Rng, address_order, naptr_order, srv_order
+from asip_locate._order import (
+    Rng,
+    SrvGroup,
+    address_order,
+    naptr_order,
+    srv_draw,
+    srv_groups,
+)
 from asip_locate._policy import is_special_destination
 from asip_locate._uri import SipUri, numeric_host
 
@@ -56,6 +64,11 @@ class _Context:
     """A target to put first among its equals (stickiness); see ``plan_request``."""
     discarded: list[Discarded] = field(default_factory=list)
     """Records not used, and why (``Resolution.discarded``)."""
+    demoted: Collection[Endpoint] = frozenset()
+    """Endpoints held back until every other target was released (RFC 3263 §4.3
+    failover memory: a frozen health snapshot, so the order is stable)."""
+    uncompilable: list[str] = field(default_factory=list)
+    """Why this resolution's result may not be reused (``Resolution.template``)."""
 
     def discard(self, query: Query, record: object, why: str) -> None:
         log.debug("%s: skipping %s (%s)", query, record, why)
@@ -80,6 +93,7 @@ class _Context:
     def capped(self, records: Sequence[object], query: Query) -> Sequence[object]:
         limit = self.options.max_records
         if len(records) > limit:
+            self.uncompilable.append("over max_records")
             log.warning("%s: using %d of %d records", query, limit, len(records))
             self.discarded.append(
                 Discarded(query, f"{len(records) - limit} more record(s)", "over max_records")
@@ -97,13 +111,17 @@ def _min_ttl(a: int | None, b: int | None) -> int | None:
 class _Branch:
     """An unfinished part of the candidate list, expanded once its answers are in."""
 
-    __slots__ = ("_needs", "path", "stale", "ttl")
+    __slots__ = ("_needs", "deps", "expanded", "path", "stale", "ttl")
 
     def __init__(self, path: tuple[Query, ...], ttl: int | None, stale: bool = False) -> None:
         self.path = path
         self.ttl = ttl
         self.stale = stale
         """True when an answer on ``path`` was served stale (RFC 8767)."""
+        self.deps = path
+        """The queries whose answers bound ``ttl``: ``path`` and absorbed answers."""
+        self.expanded: list[_Item] | None = None
+        """What ``expand`` gave (kept for ``Resolution.template``)."""
         self._needs: tuple[Query, ...] | None = None
 
     def needs(self, ctx: _Context) -> tuple[Query, ...]:
@@ -120,6 +138,7 @@ class _Branch:
         """Count an answer that led here without being on ``path`` (a "no SRV" answer)."""
         self.ttl = _min_ttl(self.ttl, answer.ttl)
         self.stale = self.stale or answer.stale
+        self.deps = (*self.deps, answer.query)
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         raise NotImplementedError
@@ -131,7 +150,7 @@ _Item = Target | _Branch
 class _Addresses(_Branch):
     """A/AAAA of one host, to be tried at one port with one transport (RFC 7984 §3.1)."""
 
-    __slots__ = ("host", "port", "transport")
+    __slots__ = ("host", "ordered", "port", "sources", "transport")
 
     def __init__(
         self,
@@ -141,11 +160,18 @@ class _Addresses(_Branch):
         path: tuple[Query, ...] = (),
         ttl: int | None = None,
         stale: bool = False,
+        deps: tuple[Query, ...] | None = None,
     ) -> None:
         super().__init__(path, ttl, stale)
+        if deps is not None:
+            self.deps = deps
         self.host = host
         self.port = port
         self.transport = transport
+        self.sources: list[Answer] = []
+        """The answer behind each target of ``ordered``."""
+        self.ordered: list[Target] = []
+        """The targets before stickiness (``expanded`` is after it)."""
 
     def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         strategy = ctx.options.ip_strategy
@@ -175,17 +201,9 @@ class _Addresses(_Branch):
             found[4],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
         )
-        prefer = ctx.prefer
-        if prefer is not None and (prefer.transport, prefer.host, prefer.port) == (
-            self.transport,
-            self.host,
-            self.port,
-        ):
-            # One family's addresses are an RRset, whose order means nothing
-            # (RFC 2181 §5): the preferred one may go first among them.
-            _to_front_of_group(ordered, lambda a: a[0] == prefer.address, lambda a: a[0].version)
+        self.sources = [answer for _, answer in ordered]
         tls_name = ctx.tls_name if self.transport.is_secure else None
-        return [
+        targets = [
             Target(
                 self.transport,
                 address,
@@ -198,12 +216,34 @@ class _Addresses(_Branch):
             )
             for address, answer in ordered
         ]
+        self.ordered = targets
+        return _prefer_address(targets, ctx.prefer)  # type: ignore[return-value]
+
+
+def _prefer_address(targets: list[Target], prefer: Target | None) -> list[Target]:
+    """Move the preferred address first among its host's same-family addresses.
+
+    One family's addresses are an RRset, whose order means nothing (RFC 2181 §5).
+    ``targets`` are one host's, at one port, with one transport.
+    """
+    if prefer is not None and targets:
+        first = targets[0]
+        if (prefer.transport, prefer.host, prefer.port) == (
+            first.transport,
+            first.host,
+            first.port,
+        ):
+            targets = list(targets)
+            _to_front_of_group(
+                targets, lambda t: t.address == prefer.address, lambda t: t.address.version
+            )
+    return targets
 
 
 class _Srv(_Branch):
     """One SRV owner for one transport (RFC 2782, RFC 3263 §4.2)."""
 
-    __slots__ = ("fallback", "name", "transport")
+    __slots__ = ("drawn", "fallback", "groups", "name", "transport")
 
     def __init__(
         self,
@@ -218,6 +258,10 @@ class _Srv(_Branch):
         self.name = name
         self.transport = transport
         self.fallback = fallback
+        self.groups: tuple[SrvGroup, ...] = ()
+        """The usable records, arranged for the RFC 2782 draw (empty: no draw)."""
+        self.drawn: list[SrvRecord] = []
+        """The order drawn for this resolution (before stickiness)."""
 
     def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.name, RType.SRV),)
@@ -250,21 +294,27 @@ class _Srv(_Branch):
                 ctx.discard(query, record, f"outside {ctx.domain}")
             else:
                 usable.append(record)
-        ordered = _prefer_srv(srv_order(usable, ctx.rng_for(self.name)), self.transport, ctx)
+        # Issue 13 plugs in here: answer.additional holds A/AAAA answers for these
+        # targets (RFC 2782 additional data), to feed the _Addresses branches below.
+        self.groups = srv_groups(usable)
+        self.drawn = srv_draw(self.groups, ctx.rng_for(self.name))
+        ordered = _prefer_srv(list(self.drawn), self.transport, ctx.prefer)
+        deps = (*self.deps, query)
         return [
-            _Addresses(r.target, r.port, self.transport, path, ttl, stale)
+            _Addresses(r.target, r.port, self.transport, path, ttl, stale, deps)
             for r in ctx.capped(ordered, query)
             if isinstance(r, SrvRecord)
         ]
 
 
-def _prefer_srv(ordered: list[SrvRecord], transport: Transport, ctx: _Context) -> list[SrvRecord]:
+def _prefer_srv(
+    ordered: list[SrvRecord], transport: Transport, prefer: Target | None
+) -> list[SrvRecord]:
     """Move the preferred target's record first within its priority.
 
     Records of one priority are equals: RFC 2782 orders them by weighted chance only.
     The draw has already been made, so the other records keep their seeded order.
     """
-    prefer = ctx.prefer
     if prefer is not None and prefer.transport is transport:
         _to_front_of_group(
             ordered,
@@ -393,38 +443,111 @@ def _default_transport(ctx: _Context) -> Transport:
 
 
 class Resolution:
-    """The state of one RFC 3263 resolution: what to ask, and the targets so far."""
+    """The state of one RFC 3263 resolution: what to ask, and the targets so far.
 
-    __slots__ = ("_answers", "_attempts", "_ctx", "_items", "_reason", "_requested")
+    Every ordering decision is made here, from the answers and two inputs given at
+    the start (``_Context.demoted``, ``_Context.prefer``): RFC order, stickiness,
+    de-duplication of endpoints and the hold-back of demoted ones. A stream only
+    sends what ``needs()`` names, feeds the answers and yields what ``ready()``
+    releases. An error known before any lookup (``error``) is a Resolution too.
+    """
 
-    def __init__(self, items: list[_Item], ctx: _Context, reason: str | None = None):
-        self._items = items
-        self._ctx = ctx
+    __slots__ = (
+        "_answers",
+        "_attempts",
+        "_ctx",
+        "_discarded",
+        "_duplicates",
+        "_final",
+        "_held",
+        "_items",
+        "_reason",
+        "_requested",
+        "_roots",
+        "_seen",
+        "error",
+    )
+
+    def __init__(
+        self,
+        items: list[_Item],
+        ctx: _Context,
+        reason: str | None = None,
+        *,
+        error: NoTargetsError | None = None,
+    ):
+        self._items = [] if error is not None else items
+        self._roots = list(self._items)
+        self._ctx: _Context | None = ctx
         self._answers: dict[Query, Answer] = {}
         self._requested: set[Query] = set()
-        self._attempts: list[Answer] = []
+        self._attempts: list[Answer] | Callable[[], tuple[Answer, ...]] = []
         self._reason = reason
+        self._discarded: tuple[Discarded, ...] = ()
+        self._seen: set[Endpoint] = set()
+        self._held: list[Target] = []
+        self._duplicates = False
+        self._final = False
+        self.error = error
+        """The NoTargetsError to raise in place of any target (e.g. an unsupported
+        transport), or None."""
         self._advance()
+
+    @classmethod
+    def finished(
+        cls,
+        targets: list[Target],
+        *,
+        attempts: Callable[[], tuple[Answer, ...]],
+        discarded: tuple[Discarded, ...] = (),
+        reason: str | None = None,
+    ) -> Resolution:
+        """A resolution already done, whose targets are final (``Template.expand``).
+
+        ``attempts`` is called only when someone reads ``attempts``.
+        """
+        self = cls.__new__(cls)
+        self._items = targets  # type: ignore[assignment]
+        self._roots = []
+        self._ctx = None
+        self._answers = {}
+        self._requested = set()
+        self._attempts = attempts
+        self._reason = reason
+        self._discarded = discarded
+        self._seen = set()
+        self._held = []
+        self._duplicates = False
+        self._final = True
+        self.error = None
+        return self
 
     @property
     def reason(self) -> str | None:
         """Why branches ended without targets, beyond the DNS answers themselves."""
-        return "; ".join(filter(None, [self._reason, *self._ctx.notes])) or None
+        notes = [] if self._ctx is None else self._ctx.notes
+        return "; ".join(filter(None, [self._reason, *notes])) or None
 
     @property
     def discarded(self) -> tuple[Discarded, ...]:
         """Records seen but not used, and why, in the order they were met."""
-        return tuple(self._ctx.discarded)
+        return self._discarded if self._ctx is None else tuple(self._ctx.discarded)
+
+    @property
+    def final(self) -> bool:
+        """True for a resolution made ``finished`` (no plan behind it)."""
+        return self._final
 
     @property
     def done(self) -> bool:
         """True when every branch has been expanded and every target released."""
-        return not self._items
+        return not self._items and not self._held
 
     @property
     def attempts(self) -> tuple[Answer, ...]:
         """Every answer fed so far, in arrival order."""
-        return tuple(self._attempts)
+        attempts = self._attempts
+        return attempts() if callable(attempts) else tuple(attempts)
 
     @property
     def outstanding(self) -> int:
@@ -437,13 +560,16 @@ class Resolution:
         Queries beyond ``options.max_queries`` are answered here with an ERROR
         answer, so their branches are dropped instead of waiting forever.
         """
+        ctx = self._ctx
+        if ctx is None:
+            return []
         wanted: list[Query] = []
         over_budget: list[Query] = []
-        budget = self._ctx.options.max_queries
+        budget = ctx.options.max_queries
         for item in self._items:
             if isinstance(item, Target):
                 continue
-            for query in item.needs(self._ctx):
+            for query in item.needs(ctx):
                 if query in self._requested:
                     continue
                 if limit is not None and len(wanted) >= limit:
@@ -461,6 +587,17 @@ class Resolution:
             wanted += self.needs(None if limit is None else limit - len(wanted))
         return wanted
 
+    def retry(self, queries: Iterable[Query]) -> None:
+        """Offer again queries handed out but never answered (an interrupted lookup).
+
+        ``needs()`` names them again, in RFC order, without counting them twice
+        against ``max_queries``.
+        """
+        answers, requested = self._answers, self._requested
+        for query in queries:
+            if query not in answers:
+                requested.discard(query)
+
     def feed(self, answer: Answer) -> None:
         """Deliver the answer to a query handed out by ``needs()``."""
         self.feed_all((answer,))
@@ -468,36 +605,313 @@ class Resolution:
     def feed_all(self, answers: Iterable[Answer]) -> None:
         """Deliver several answers at once (one pass over the candidate list)."""
         requested, known = self._requested, self._answers
+        attempts = self._attempts
+        assert isinstance(attempts, list)
         for answer in answers:
             query = answer.query
             if query not in requested or query in known:
                 raise ValueError(f"unexpected answer for {query}")
             known[query] = answer
-            self._attempts.append(answer)
+            attempts.append(answer)
         self._advance()
 
     def ready(self) -> list[Target]:
-        """Targets now final, in RFC order, each returned once."""
+        """Targets now final, in order, each endpoint once; demoted ones come last.
+
+        RFC 3263 §4.3 gains nothing from trying one (transport, address, port)
+        twice, so a repeat is dropped. A demoted endpoint is held back until the
+        plan is done, then released in RFC order (it is never dropped).
+        """
         items = self._items
+        if self._final:
+            self._items = []
+            return items  # type: ignore[return-value]
         count = 0
         while count < len(items) and isinstance(items[count], Target):
             count += 1
-        if not count:
-            return []
-        released = items[:count]
-        del items[:count]
-        return released  # type: ignore[return-value]
+        released: list[Target] = []
+        if count:
+            ctx = self._ctx
+            assert ctx is not None
+            seen = self._seen
+            before = len(seen)
+            released = _release(items[:count], seen, ctx.demoted, self._held)  # type: ignore[arg-type]
+            if len(seen) - before != count:
+                self._duplicates = True
+            del items[:count]
+        if not items and self._held:
+            released += self._held
+            self._held = []
+        return released
+
+    def template(self) -> Template | None:
+        """The finished result as a reusable Template, or None if it may not be reused.
+
+        Only a resolution whose plan is fully expanded qualifies, and not one that
+        dropped records or queries to a cap (what was kept depended on the draw).
+        Whether its answers may be reused is the cache's decision.
+        """
+        ctx = self._ctx
+        if ctx is None or self.error is not None or ctx.uncompilable:
+            return None
+        if any(isinstance(item, _Branch) for item in self._items):
+            return None
+        nodes = _compile(self._roots)
+        if nodes is None:
+            return None
+        attempts = self._attempts
+        assert isinstance(attempts, list)
+        return Template(
+            nodes, tuple(attempts), tuple(ctx.discarded), self.reason, not self._duplicates
+        )
 
     def _advance(self) -> None:
         items, answers, ctx = self._items, self._answers, self._ctx
+        if ctx is None:
+            return
         answered = answers.__contains__
         index = 0
         while index < len(items):
             item = items[index]
             if isinstance(item, _Branch) and all(map(answered, item.needs(ctx))):
-                items[index : index + 1] = item.expand(answers, ctx)
+                expanded = item.expanded = item.expand(answers, ctx)
+                items[index : index + 1] = expanded
             else:
                 index += 1
+
+
+def _release(
+    targets: list[Target], seen: set[Endpoint], demoted: Collection[Endpoint], held: list[Target]
+) -> list[Target]:
+    """Drop endpoints already released; move demoted ones to ``held``."""
+    released = []
+    for target in targets:
+        endpoint = target.endpoint
+        if endpoint in seen:
+            continue  # RFC 3263 §4.3 gains nothing from retrying one endpoint
+        seen.add(endpoint)
+        if endpoint in demoted:
+            held.append(target)
+        else:
+            released.append(target)
+    return released
+
+
+# --- templates: a finished resolution, reused while its answers stay ------------------
+
+
+class _THost:
+    """One host's targets at one port (an expanded ``_Addresses``), RRset order."""
+
+    __slots__ = ("deps", "expiry", "host", "port", "protos", "targets", "transport")
+
+    def __init__(self, branch: _Addresses) -> None:
+        self.transport = branch.transport
+        self.host = branch.host
+        self.port = branch.port
+        self.protos: tuple[Target, ...] = tuple(branch.ordered)
+        self.deps = tuple((*branch.deps, a.query) for a in branch.sources)
+        self.expiry: tuple[float, ...] = ()
+        self.targets = self.protos
+        """The targets with their TTL as of the last ``Template.retime``."""
+
+
+class _TSrv:
+    """One SRV RRset: its groups for the draw and each record's expansion."""
+
+    __slots__ = ("children", "drawn", "groups", "hosts", "name", "transport")
+
+    def __init__(self, branch: _Srv, children: dict[int, list[_Node]]) -> None:
+        self.name = branch.name
+        self.transport = branch.transport
+        self.groups = branch.groups
+        self.drawn = tuple(branch.drawn)
+        self.children = children
+        """Keyed by ``id(record)`` of the records in ``groups``."""
+        self.hosts: dict[int, _THost] | None = None
+        """The same when each record gave exactly one host (the usual case)."""
+        if all(len(c) == 1 and isinstance(c[0], _THost) for c in children.values()):
+            self.hosts = {k: c[0] for k, c in children.items()}  # type: ignore[misc]
+
+
+_Node = Target | _THost | _TSrv
+
+
+def _compile(items: list[_Item]) -> list[_Node] | None:
+    nodes: list[_Node] = []
+    for item in items:
+        if isinstance(item, Target):
+            nodes.append(item)
+        elif isinstance(item, _Addresses):
+            nodes.append(_THost(item))
+        elif item.expanded is None:
+            return None
+        elif isinstance(item, _Srv) and item.groups:
+            children: dict[int, list[_Node]] = {}
+            # The children follow the (sticky) order of the draw; match them by target.
+            by_host = {
+                (child.host, child.port): child
+                for child in item.expanded
+                if isinstance(child, _Addresses)
+            }
+            for record in item.drawn:
+                child = by_host.get((record.target, record.port))
+                if child is None:
+                    return None
+                compiled = _compile([child])
+                if compiled is None:
+                    return None
+                children[id(record)] = compiled
+            nodes.append(_TSrv(item, children))
+        else:
+            compiled = _compile(item.expanded)
+            if compiled is None:
+                return None
+            nodes += compiled
+    return nodes
+
+
+class Template:
+    """A finished resolution that can be replayed without DNS (a compiled locate).
+
+    ``expand`` redoes only what must differ per locate: the RFC 2782 draw of each
+    SRV priority group, stickiness and the demotion hold-back, all through the
+    planner's own functions. The cache decides how long a template stays valid.
+    """
+
+    __slots__ = ("_replayed", "attempts", "discarded", "hosts", "nodes", "reason", "unique")
+
+    def __init__(
+        self,
+        nodes: list[_Node],
+        attempts: tuple[Answer, ...],
+        discarded: tuple[Discarded, ...],
+        reason: str | None,
+        unique: bool,
+    ) -> None:
+        self.nodes = nodes
+        self.attempts = attempts
+        """The answers the resolution used (with the TTLs they had then)."""
+        self.discarded = discarded
+        self.reason = reason
+        self.hosts: list[_THost] = []
+        _collect_hosts(nodes, self.hosts)
+        self.unique = unique
+        """No endpoint appears twice (whatever the draw, the same targets come out, only
+        their order differs): expanding needs no de-duplication."""
+        self._replayed: list[Target] | None = None
+        """The replayed draw without stickiness or demotion, until the next retime."""
+
+    @property
+    def size(self) -> int:
+        """Prebuilt targets held (a measure of the template's memory)."""
+        return sum(len(h.protos) for h in self.hosts)
+
+    def set_expiry(self, expiry: Callable[[Query], float]) -> None:
+        """Give each target the time its data expires: the earliest of its answers'."""
+        for host in self.hosts:
+            host.expiry = tuple(min(map(expiry, deps)) for deps in host.deps)
+
+    def retime(self, now: float) -> float:
+        """Rebuild the targets with their remaining TTL at ``now``.
+
+        Returns the time at which some target's TTL (whole seconds, rounded down)
+        changes next, so the caller knows when to call again.
+        """
+        changes = float("inf")
+        for host in self.hosts:
+            targets = []
+            for proto, expires in zip(host.protos, host.expiry, strict=True):
+                remaining = int(expires - now)
+                changes = min(changes, expires - remaining)
+                if remaining == proto.ttl and not proto.stale:
+                    targets.append(proto)  # as built (the first retime, mostly)
+                    continue
+                targets.append(
+                    Target(
+                        proto.transport,
+                        proto.address,
+                        proto.port,
+                        proto.host,
+                        proto.tls_name,
+                        remaining,
+                        proto.path,
+                    )
+                )
+            host.targets = tuple(targets)
+        self._replayed = None
+        return changes
+
+    def expand(
+        self,
+        rng_for: RngFactory | None,
+        prefer: Target | None = None,
+        demoted: Collection[Endpoint] = frozenset(),
+    ) -> list[Target]:
+        """The targets of one locate, in order.
+
+        Args:
+            rng_for: The random source per SRV owner; None replays the draw made when
+                the template was built (a seeded Locator draws the same every time).
+            prefer: The sticky target, as for ``plan_request``.
+            demoted: The demotion snapshot, as for ``plan_request``.
+        """
+        if rng_for is None and prefer is None and not demoted:
+            # A replayed draw is the same every time: build it once per retime.
+            replayed = self._replayed
+            if replayed is None:
+                replayed = self._replayed = self._expand(None, None, demoted)
+            return list(replayed)
+        return self._expand(rng_for, prefer, demoted)
+
+    def _expand(
+        self, rng_for: RngFactory | None, prefer: Target | None, demoted: Collection[Endpoint]
+    ) -> list[Target]:
+        out: list[Target] = []
+        _emit(self.nodes, out, rng_for, prefer)
+        if demoted or not self.unique:
+            held: list[Target] = []
+            out = _release(out, set(), demoted, held)
+            out += held
+        return out
+
+
+def _collect_hosts(nodes: list[_Node], hosts: list[_THost]) -> None:
+    for node in nodes:
+        if isinstance(node, _THost):
+            hosts.append(node)
+        elif isinstance(node, _TSrv):
+            for children in node.children.values():
+                _collect_hosts(children, hosts)
+
+
+def _emit(
+    nodes: list[_Node], out: list[Target], rng_for: RngFactory | None, prefer: Target | None
+) -> None:
+    for node in nodes:
+        kind = type(node)
+        if kind is _THost:
+            targets = node.targets  # type: ignore[union-attr]
+            out += targets if prefer is None else _prefer_address(list(targets), prefer)
+        elif kind is _TSrv:
+            srv: _TSrv = node  # type: ignore[assignment]
+            order: Sequence[SrvRecord] = (
+                srv.drawn
+                if rng_for is None
+                else srv_draw(srv.groups, rng_for(srv.name), forced_draws=False)
+            )
+            if prefer is not None:
+                order = _prefer_srv(list(order), srv.transport, prefer)
+            hosts = srv.hosts
+            if hosts is not None and prefer is None:
+                for record in order:  # each record gave one host: no recursion
+                    out += hosts[id(record)].targets
+            else:
+                children = srv.children
+                for record in order:
+                    _emit(children[id(record)], out, rng_for, prefer)
+        else:
+            out.append(node)  # type: ignore[arg-type]
 
 
 def plan_request(
@@ -507,6 +921,7 @@ def plan_request(
     *,
     as_sips: bool = False,
     prefer: Target | None = None,
+    demoted: Collection[Endpoint] = frozenset(),
 ) -> Resolution:
     """Start the RFC 3263 §4 procedure for ``uri``.
 
@@ -515,19 +930,24 @@ def plan_request(
     ahead of the other same-family addresses of its host. NAPTR order and
     preference, SRV priority and the address-family order are never overridden.
 
-    Raises:
-        UnsupportedTransportError: the URI needs a transport the caller lacks, or asks
-            SIPS over UDP (RFC 3261 §26.2.2).
+    ``demoted`` (a frozen health snapshot) holds those endpoints back until every
+    other target was released (RFC 3263 §4.3: they are tried last, never dropped).
+
+    A URI that needs a transport the caller lacks, or asks SIPS over UDP (RFC 3261
+    §26.2.2), gives a Resolution whose ``error`` is an UnsupportedTransportError.
     """
     secure = uri.secure or as_sips
     target = uri.target
-    ctx = _Context(options, rng_for, secure, uri.host, target, prefer=prefer)
+    ctx = _Context(options, rng_for, secure, uri.host, target, prefer=prefer, demoted=demoted)
     text = str(uri)
-    if secure and not any(t.is_secure for t in options.supported):
-        raise UnsupportedTransportError(
-            text, "SIPS needs a TLS transport, and none is in LocateOptions.transports"
-        )
-    forced = _forced_transport(uri, secure, options, text)
+    try:
+        if secure and not any(t.is_secure for t in options.supported):
+            raise UnsupportedTransportError(
+                text, "SIPS needs a TLS transport, and none is in LocateOptions.transports"
+            )
+        forced = _forced_transport(uri, secure, options, text)
+    except UnsupportedTransportError as exc:
+        return Resolution([], ctx, error=exc)
     address = numeric_host(target)
     if address is not None:
         transport = forced or _default_transport(ctx)

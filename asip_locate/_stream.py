@@ -1,4 +1,8 @@
-"""TargetStream: runs one Resolution's queries concurrently and yields its targets."""
+"""TargetStream: runs one Resolution's queries concurrently and yields its targets.
+
+The stream schedules, waits, enforces the deadline and cancels; every ordering
+decision (RFC order, de-duplication, demotion, stickiness) is the Resolution's.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,72 @@ import contextlib
 import functools
 import logging
 import weakref
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import TracebackType
 
-from asip_locate._backend import DnsBackend
-from asip_locate._errors import LocateTimeoutError, NoTargetsError
-from asip_locate._model import Answer, Discarded, Endpoint, Query, Status, Target
+from asip_locate._backend import Capabilities, PendingAnswer
+from asip_locate._errors import LocateError, LocateTimeoutError, NoTargetsError
+from asip_locate._model import Answer, Discarded, Query, Target
 from asip_locate._plan import Resolution
 
 log = logging.getLogger("asip_locate")
+
+Seen = Callable[[Hashable, Target], None]
+"""Told (location key, target) for each target yielded (the sticky table's ``seen``)."""
+
+
+class Flights:
+    """Cold locates in progress, one per key (single flight).
+
+    The first stream of a key to start leads: it runs its plan and, once that is
+    done (or the stream stops), lands its flight. Streams of the same key starting
+    meanwhile follow: they wait for the landing, then re-plan, which normally finds
+    the leader's compiled result instead of running the same plan again.
+    """
+
+    __slots__ = ("_flights", "_kicks", "followed")
+
+    def __init__(self) -> None:
+        self._flights: dict[Hashable, asyncio.Future[None]] = {}
+        self._kicks: dict[Hashable, Callable[[], None]] = {}
+        self.followed: set[Hashable] = set()
+        """Keys whose flight has followers: only their leaders advance eagerly."""
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._flights
+
+    def join(self, key: Hashable, kick: Callable[[], None]) -> asyncio.Future[None] | None:
+        """The flight to follow for ``key``, or None: the caller leads a new one.
+
+        ``kick`` is called (soon) when a first follower comes, so that the leader
+        takes in the answers it already has without waiting for its consumer.
+        """
+        flight = self.follow(key)
+        if flight is None:
+            self._flights[key] = asyncio.get_running_loop().create_future()
+            self._kicks[key] = kick
+        return flight
+
+    def follow(self, key: Hashable) -> asyncio.Future[None] | None:
+        """The flight in progress for ``key`` to follow, if any (never leads one)."""
+        flight = self._flights.get(key)
+        if flight is not None and key not in self.followed:
+            self.followed.add(key)
+            kick = self._kicks.get(key)
+            if kick is not None:
+                asyncio.get_running_loop().call_soon(kick)
+        return flight
+
+    def land(self, key: Hashable) -> None:
+        """The leader for ``key`` is done (or gave up): wake its followers."""
+        flight = self._flights.pop(key, None)
+        self.followed.discard(key)
+        self._kicks.pop(key, None)
+        if flight is not None and not flight.done():
+            flight.set_result(None)
 
 
 class TargetStream:
@@ -27,57 +87,107 @@ class TargetStream:
     with LocateTimeoutError if the deadline passes before any target is known.
     ``aclose()`` (or leaving ``async with``) cancels the lookups still running.
     Cancelling a pending ``next()`` cancels its lookups too, but the stream stays
-    usable: iterating again sends the interrupted queries anew.
+    usable: iterating again sends the interrupted queries anew. A stream closed by
+    ``Locator.aclose()`` raises LocateError ("locator closed") when iterated.
 
-    ``demoted`` (a frozen predicate) holds matching endpoints back until every other
-    target was yielded; ``observe`` is called with each target as it is yielded.
+    Args:
+        text: The URI (or Via) being located, for messages.
+        resolution: The plan to run.
+        lookups: The backend's capabilities (``Capabilities.of``).
+        deadline: Seconds the stream may wait for DNS, from the first ``next()``.
+        max_concurrency: Lookups in flight at once.
+        key: The location key, told to ``seen`` with every target yielded.
+        seen: Called with (key, target) per target yielded (stickiness), or None.
+        on_done: Called once with the stream when its resolution is done (the
+            Locator keeps the result for later locates of the same key).
+        flights: Single flight: with ``flight_key`` and ``replan``, a stream that
+            starts while another of the same key is resolving waits for it, then
+            takes ``replan()`` (normally the other's compiled result) instead.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_closed",
+        "_deadline",
+        "_deadline_at",
+        "_error",
+        "_flight_key",
+        "_flights",
+        "_leading",
+        "_lookups",
+        "_max_concurrency",
+        "_next_index",
+        "_on_done",
+        "_owned",
+        "_pending",
+        "_progressed",
+        "_pump_due",
+        "_ready",
+        "_replan",
+        "_replan_flights",
+        "_resolution",
+        "_seen",
+        "_waiter",
+        "_wake",
+        "_yielded",
+        "key",
+        "uri",
+    )
 
     def __init__(
         self,
         text: str,
         resolution: Resolution,
-        backend: DnsBackend,
+        lookups: Capabilities,
         *,
         deadline: float,
         max_concurrency: int,
-        demoted: Callable[[Endpoint], bool] | None = None,
-        observe: Callable[[Target], None] | None = None,
+        key: Hashable = None,
+        seen: Seen | None = None,
+        on_done: Callable[[TargetStream], None] | None = None,
+        flights: Flights | None = None,
+        flight_key: Hashable = None,
+        replan: Callable[[], Resolution] | None = None,
     ) -> None:
         self.uri = text
+        self.key = key
         self._resolution = resolution
-        self._backend = backend
-        # What isinstance(backend, CachedLookup) checks, without the ~4 us it costs.
-        cached = getattr(backend, "cached", None)
-        self._cached: Callable[[Query], Answer | None] | None = cached if callable(cached) else None
+        self._lookups = lookups
         self._deadline = deadline
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
-        self._demoted = demoted
-        self._observe = observe
-        self._ready: deque[Target] = deque()
-        self._held_back: list[Target] = []
-        self._seen: set[Endpoint] = set()
-        shared = getattr(backend, "shared", None)
-        self._shared: Callable[[Query], asyncio.Future[Answer]] | None = (
-            shared if callable(shared) else None
-        )
-        self._tasks: dict[asyncio.Future[Answer], Query] = {}
+        self._seen = seen
+        self._on_done = on_done
+        # Released targets not yet yielded are _ready[_next_index:]; a finished
+        # resolution (a cached locate) gives every target at once.
+        self._ready: list[Target] = resolution.ready()
+        self._next_index = 0
+        self._pending: dict[PendingAnswer, Query] = {}
         """Every lookup waited for; those in ``_owned`` are this stream's to cancel, the
-        others belong to the cache (shared between streams)."""
+        others belong to the backend (shared between streams)."""
         self._owned: set[asyncio.Future[Answer]] = set()
         self._waiter: asyncio.Future[None] | None = None
-        # Lookups call back through a weak reference: a shared lookup outliving this
-        # stream must not keep it alive (its __del__ cancels what it owns).
-        self._on_done = functools.partial(_wake_stream, weakref.ref(self))
-        self._interrupted: deque[Query] = deque()
+        self._wake: Callable[[object], None] | None = None  # made on first use
         self._yielded = 0
         self._closed = False
+        self._error: BaseException | None = None
+        """Raised by every later ``next()`` (e.g. "locator closed")."""
+        self._flights = flights if replan is not None else None
+        self._replan_flights = self._flights
+        self._flight_key = flight_key
+        self._replan = replan
+        self._leading = False
+        """True while this stream leads a flight: it then advances from its lookups'
+        callbacks (eagerly), so followers never wait for this stream's consumer."""
+        self._active = False
+        self._progressed = False
+        self._pump_due = False
 
     def __repr__(self) -> str:
         return (
-            f"<TargetStream {self.uri} yielded={self._yielded} ready={len(self._ready)}"
-            f" pending={len(self._tasks)} interrupted={len(self._interrupted)}"
+            f"<TargetStream {self.uri} yielded={self._yielded}"
+            f" ready={len(self._ready) - self._next_index} pending={len(self._pending)}"
             f" done={self._resolution.done}>"
         )
 
@@ -95,8 +205,25 @@ class TargetStream:
         return self
 
     async def __anext__(self) -> Target:
+        # Fast path: a target already released (every target of a cached locate).
+        index = self._next_index
+        if index < len(self._ready) and self._error is None:
+            self._next_index = index + 1
+            self._yielded += 1
+            target = self._ready[index]
+            if self._seen is not None:
+                self._seen(self.key, target)
+            return target
+        if self._error is not None:
+            raise self._error
         if self._closed:
             raise StopAsyncIteration
+        resolution = self._resolution
+        if resolution.final and self._flights is None:  # a cached locate, all yielded
+            self._closed = True
+            if self._yielded:
+                raise StopAsyncIteration
+            raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
         if self._deadline_at is None:
             self._deadline_at = asyncio.get_running_loop().time() + self._deadline
         try:
@@ -108,75 +235,172 @@ class TargetStream:
             raise
 
     async def _next(self) -> Target:
+        flights = self._flights
+        if flights is not None:
+            self._flights = None
+            flight = flights.join(
+                self._flight_key, functools.partial(_pump_stream, weakref.ref(self))
+            )
+            if flight is None:
+                self._leading = True
+                if self._resolution.final and self._replan is not None:
+                    # Made as a follower, but its flight landed before this first
+                    # next(): it leads with a plan of its own (or a compiled result).
+                    self._resolution = self._replan()
+                    self._ready = self._resolution.ready()
+            else:
+                await self._follow(flight)
         resolution = self._resolution
+        if resolution.error is not None:
+            self._closed = True
+            raise resolution.error
+        self._active = True
         while True:
-            if self._ready:
+            index = self._next_index
+            if index < len(self._ready):
+                self._next_index = index + 1
                 self._yielded += 1
-                target = self._ready.popleft()
-                if self._observe is not None:
-                    self._observe(target)
+                target = self._ready[index]
+                if self._seen is not None:
+                    self._seen(self.key, target)
                 return target
             self._start_queries()
-            self._collect(resolution.ready())
-            if self._ready:
+            released = resolution.ready()
+            if released:
+                if self._next_index:
+                    del self._ready[: self._next_index]
+                    self._next_index = 0
+                self._ready += released
+                if resolution.done:
+                    self._finish()  # every target known: followers need not wait
                 continue
             if resolution.done:
-                if self._held_back:
-                    self._ready.extend(self._held_back)
-                    self._held_back.clear()
-                    continue
                 self._closed = True
+                self._finish()
                 if self._yielded:
                     raise StopAsyncIteration
                 raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
             await self._wait()
 
-    def _collect(self, targets: list[Target]) -> None:
-        for target in targets:
-            endpoint = target.endpoint
-            if endpoint in self._seen:
-                continue  # RFC 3263 §4.3 gains nothing from retrying one endpoint
-            self._seen.add(endpoint)
-            if self._demoted is not None and self._demoted(endpoint):
-                self._held_back.append(target)
-            else:
-                self._ready.append(target)
+    def _waker(self) -> Callable[[object], None]:
+        wake = self._wake
+        if wake is None:
+            # Through a weak reference: a shared lookup outliving this stream must not
+            # keep it alive (its __del__ cancels what it owns).
+            wake = self._wake = functools.partial(_wake_stream, weakref.ref(self))
+        return wake
+
+    async def _follow(self, flight: asyncio.Future[None]) -> None:
+        """Wait (within the deadline) for the flight led by another stream, then re-plan."""
+        assert self._deadline_at is not None
+        assert self._replan is not None
+        if not flight.done():
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            flight.add_done_callback(self._waker())
+            timer = loop.call_at(self._deadline_at, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+        if not flight.done():
+            self._closed = True
+            raise LocateTimeoutError(self.uri, self._deadline, ())
+        self._resolution = self._replan()
+        self._ready = self._resolution.ready()
+        self._next_index = 0
+
+    def _finish(self) -> None:
+        """The resolution is done: hand its result on, land a flight led."""
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            on_done(self)
+        self._land()
+
+    def _land(self) -> None:
+        if self._leading:
+            self._leading = False
+            self._active = False
+            flights = self._replan_flights
+            if flights is not None:
+                flights.land(self._flight_key)
+
+    def _pump(self) -> None:
+        """A lookup of a leading stream finished: take every answer in, go on at once."""
+        if not (self._leading and self._active) or self._closed or self._error is not None:
+            return
+        resolution = self._resolution
+        answers = []
+        pending, owned = self._pending, self._owned
+        for future in [f for f in pending if f.done()]:
+            if future.cancelled() or future.exception() is not None:
+                continue  # left for next(), which raises it
+            del pending[future]
+            owned.discard(future)  # type: ignore[arg-type,unused-ignore]
+            answers.append(future.result())
+        if not answers:
+            return
+        self._progressed = True
+        resolution.feed_all(answers)
+        self._start_queries()
+        released = resolution.ready()
+        if released:
+            self._ready += released
+        if resolution.done:
+            self._finish()
 
     def _start_queries(self) -> None:
         resolution = self._resolution
+        cached, shared = self._lookups.cached, self._lookups.shared
         while True:
-            room = self._max_concurrency - len(self._tasks)
+            room = self._max_concurrency - len(self._pending)
             if room <= 0:
                 return
-            if self._interrupted:
-                queries = [self._interrupted.popleft() for _ in range(room) if self._interrupted]
-            else:
-                queries = resolution.needs(room)
+            queries = resolution.needs(room)
             if not queries:
                 return
-            cached, shared, known = self._cached, self._shared, []
+            known = []
             for query in queries:
-                answer = cached(query) if cached else None
+                answer = cached(query) if cached is not None else None
                 if answer is not None:
                     known.append(answer)
-                elif shared is not None:
-                    self._track(shared(query), query)
+                    continue
+                if shared is not None:
+                    future = shared(query)
                 else:
-                    task = asyncio.ensure_future(self._backend.query(query))
-                    self._track(task, query)
-                    self._owned.add(task)
+                    submit = self._lookups.submit
+                    owned: asyncio.Future[Answer] = (
+                        submit(query)  # type: ignore[assignment]
+                        if submit is not None
+                        else asyncio.ensure_future(self._lookups.query(query))
+                    )
+                    self._owned.add(owned)
+                    future = owned
+                self._pending[future] = query
+                future.add_done_callback(self._waker())
             if known:
                 resolution.feed_all(known)
 
     async def _wait(self) -> None:
         assert self._deadline_at is not None
-        if not self._tasks:
+        if not self._pending:
             raise RuntimeError(f"{self!r}: nothing to wait for")  # a planner bug
         loop = asyncio.get_running_loop()
         # Answers that came while the caller was busy with earlier targets (e.g. pinging
         # them) cost no waiting: they are used even once the deadline has passed.
-        done = [task for task in self._tasks if task.done()]
-        while not done and not self._closed and loop.time() < self._deadline_at:
+        done = [future for future in self._pending if future.done()]
+        self._progressed = False
+        while (
+            not done
+            and not self._progressed
+            and not self._closed
+            and loop.time() < self._deadline_at
+        ):
             # A private waiter, woken by any of our lookups or by the deadline. Unlike
             # asyncio.wait it leaves nothing to remove from lookups that thousands of
             # streams share (each removal scans every other waiter's callback). A
@@ -188,12 +412,13 @@ class TargetStream:
             finally:
                 timer.cancel()
                 self._waiter = None
-            done = [task for task in self._tasks if task.done()]
-        if self._closed:  # aclose() ran (e.g. from Locator.aclose) while we waited
-            self._cancel()
-            if self._yielded:
-                raise StopAsyncIteration
-            raise NoTargetsError(self.uri, self._resolution.attempts, "the stream was closed")
+            done = [future for future in self._pending if future.done()]
+        if self._error is not None:  # Locator.aclose() ran while we waited
+            raise self._error
+        if self._closed:  # aclose() from another task while we waited
+            raise StopAsyncIteration
+        if self._progressed and not done:
+            return  # the leader's callbacks took the answers in
         if not done:
             self._cancel()
             self._closed = True
@@ -201,41 +426,53 @@ class TargetStream:
                 log.warning("%s: deadline of %gs reached; ending", self.uri, self._deadline)
                 raise StopAsyncIteration
             raise LocateTimeoutError(self.uri, self._deadline, self._resolution.attempts)
-        for task in done:
-            self._feed(self._tasks.pop(task), task)
-
-    def _track(self, future: asyncio.Future[Answer], query: Query) -> None:
-        self._tasks[future] = query
-        future.add_done_callback(self._on_done)
-
-    def _feed(self, query: Query, task: asyncio.Future[Answer]) -> None:
-        self._owned.discard(task)
+        answers = []
         try:
-            answer = task.result()
-        except asyncio.CancelledError:  # a shared lookup ended by the cache's aclose()
-            answer = Answer(query, Status.ERROR, detail="lookup cancelled")
-        except Exception as exc:  # a backend bug must not kill a SIP transaction
-            log.exception("backend failed on %s", query)
-            answer = Answer(query, Status.ERROR, detail=f"{type(exc).__name__}: {exc}")
-        self._resolution.feed(answer)
+            for future in done:
+                query = self._pending.pop(future)
+                self._owned.discard(future)  # type: ignore[arg-type,unused-ignore]
+                try:
+                    answers.append(self._result(query, future))
+                except BaseException:
+                    self._resolution.retry((query,))  # asked again if iterated again
+                    raise
+        finally:
+            # Even when a lookup raised, the answers already taken are kept.
+            self._resolution.feed_all(answers)
+
+    def _result(self, query: Query, future: PendingAnswer) -> Answer:
+        if future.cancelled():  # a shared lookup ended by its owner's aclose()
+            self._cancel()
+            self._closed = True
+            self._error = LocateError(f"{self.uri}: the backend was closed ({query})")
+            raise self._error
+        # Anything but an Answer is a bug (or misuse, such as a second event loop):
+        # it propagates, never disguised as a DNS failure.
+        return future.result()
 
     def _interrupt(self) -> None:
-        """Cancel the lookups; keep answers already in and remember the others."""
+        """Cancel the lookups; keep answers already in and offer the others again."""
         if self._closed:
             self._cancel()
             return
-        for task, query in list(self._tasks.items()):
-            if task.done() and not task.cancelled():
-                del self._tasks[task]
-                self._feed(query, task)
+        answers, interrupted = [], []
+        for future, query in self._pending.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                answers.append(future.result())
             else:
-                self._interrupted.append(query)
+                interrupted.append(query)
+        self._pending.clear()
         self._cancel()
+        if answers:
+            self._resolution.feed_all(answers)
+        self._resolution.retry(interrupted)
 
     def _cancel(self) -> list[asyncio.Future[Answer]]:
-        """Cancel this stream's own lookups and forget shared ones (the cache's)."""
+        """Cancel this stream's own lookups and forget shared ones (the backend's)."""
+        self._active = False
+        self._land()  # followers go on by themselves
         tasks = list(self._owned)
-        self._tasks.clear()
+        self._pending.clear()
         self._owned.clear()
         if self._waiter is not None:
             _wake(self._waiter)  # a next() waiting in another task ends now
@@ -244,6 +481,13 @@ class TargetStream:
                 task.exception()  # retrieved: no "exception was never retrieved" later
             task.cancel()
         return tasks
+
+    def abort(self, error: BaseException) -> None:
+        """End the stream: every later (or waiting) ``next()`` raises ``error``."""
+        if self._error is None:
+            self._error = error
+        self._closed = True
+        self._cancel()
 
     async def aclose(self) -> None:
         """Stop: cancel lookups still running and wait until they are gone."""
@@ -254,7 +498,7 @@ class TargetStream:
 
     def __del__(self) -> None:
         # Left without aclose (e.g. `break` out of a bare `async for`): cancel anyway.
-        if self._owned:
+        if self._owned or self._leading:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 self._cancel()
 
@@ -275,7 +519,23 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _wake_stream(ref: weakref.ref[TargetStream], _future: asyncio.Future[Answer]) -> None:
+def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
     stream = ref()
-    if stream is not None and stream._waiter is not None:
-        _wake(stream._waiter)
+    if stream is not None:
+        if (
+            stream._leading
+            and not stream._pump_due
+            and stream._flight_key in stream._replan_flights.followed  # type: ignore[union-attr]
+        ):
+            # Once per loop iteration: answers completing together are fed at once.
+            stream._pump_due = True
+            asyncio.get_running_loop().call_soon(_pump_stream, ref)
+        if stream._waiter is not None:
+            _wake(stream._waiter)
+
+
+def _pump_stream(ref: weakref.ref[TargetStream]) -> None:
+    stream = ref()
+    if stream is not None:
+        stream._pump_due = False
+        stream._pump()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
 from asip_locate._errors import InvalidUriError, InvalidViaError
-from asip_locate._model import IPAddress, Target, Transport
+from asip_locate._model import Endpoint, IPAddress, Target, Transport
 from asip_locate._options import LocateOptions
 from asip_locate._plan import Resolution, RngFactory, _Addresses, _Context, _Item, _Srv
 from asip_locate._policy import literal_refusal
@@ -339,7 +340,13 @@ def parse_via(text: str) -> Via:
     return values[0]
 
 
-def plan_response(via: Via, options: LocateOptions, rng_for: RngFactory) -> Resolution:
+def plan_response(
+    via: Via,
+    options: LocateOptions,
+    rng_for: RngFactory,
+    *,
+    demoted: Collection[Endpoint] = frozenset(),
+) -> Resolution:
     """Start the search for where a response to a request with top Via ``via`` goes.
 
     The order (RFC 3261 §18.2.2, RFC 3581 §4, RFC 3263 §5):
@@ -365,9 +372,10 @@ def plan_response(via: Via, options: LocateOptions, rng_for: RngFactory) -> Reso
     §18.2.2). Every target uses the Via transport, whatever ``options.transports``
     says (the request arrived over it). TLS-based targets carry ``tls_name`` = the sent-by host.
     Literal addresses of a family ``options.ip_strategy`` excludes are skipped.
+    ``demoted`` endpoints come last, as for ``plan_request``.
     """
     transport = via.transport
-    ctx = _Context(options, rng_for, transport.is_secure, via.host, via.host)
+    ctx = _Context(options, rng_for, transport.is_secure, via.host, via.host, demoted=demoted)
     tls_name = via.host if transport.is_secure else None
     strategy = options.ip_strategy
     items: list[_Item] = []

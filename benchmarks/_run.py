@@ -457,12 +457,13 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
     finally:
         relay.stop()
     section.table(
-        ["locates", "ok", "failed (by error)", "time to completion ms", "distinct (name, type)",
-         "queries at server", "queries per (name, type)"],
+        ["locates", "ok", "failed (by error)", "time to completion ms", "one cold locate ms",
+         "µs per locate beyond one", "distinct (name, type)", "queries at server",
+         "queries per (name, type)"],
         [[f0(storm.locates), f0(storm.ok),
           ", ".join(f"{n:,} {e}" for e, n in storm.errors.items()) or "0",
-          f1(storm.wall * 1000), str(storm.distinct),
-          f0(storm.received), f2(storm.received / storm.distinct)]
+          f1(storm.wall * 1000), f2(storm.single * 1000), f1(storm.extra_per_locate * 1e6),
+          str(storm.distinct), f0(storm.received), f2(storm.received / storm.distinct)]
          for storm in results.storms],
     )  # fmt: skip
     section.text(

@@ -97,7 +97,9 @@ async def test_positive_answer_lives_exactly_its_ttl(clock: FakeClock) -> None:
     second = await ask(cache, "www.example.test")
     assert second.ttl == 60
     assert len(fake.calls) == 2
-    assert cache.info() == CacheInfo(hits=3, misses=2, size=1, maxsize=10_000)
+    assert cache.info() == CacheInfo(
+        hits=3, misses=2, size=1, maxsize=10_000, compiled_maxsize=1250
+    )
 
 
 async def test_cnames_on_the_way_bound_the_ttl(clock: FakeClock) -> None:
@@ -213,16 +215,21 @@ async def test_failures_are_never_cached(clock: FakeClock, status: Status) -> No
     assert cache.info().size == 1
 
 
-async def test_a_backend_exception_becomes_an_error_answer(clock: FakeClock) -> None:
+async def test_a_backend_exception_reaches_every_waiter_and_is_not_cached(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken(FakeBackend):
         async def query(self, query: Query) -> Answer:
             raise RuntimeError("boom")
 
     cache = CachingBackend(Broken(ZONE), clock=clock)
-    answers = await asyncio.gather(*(ask(cache, "www.example.test") for _ in range(3)))
-    assert [a.status for a in answers] == [Status.ERROR] * 3
-    assert "RuntimeError: boom" in answers[0].detail
+    answers = await asyncio.gather(
+        *(ask(cache, "www.example.test") for _ in range(3)), return_exceptions=True
+    )
+    assert [type(a) for a in answers] == [RuntimeError] * 3  # never an ERROR answer
     assert cache.info().size == 0
+    assert cache.info().misses == 1  # one shared query, which raised
+    assert "backend failed on www.example.test A" in caplog.text
 
 
 # --- coalescing -----------------------------------------------------------------------
@@ -239,7 +246,9 @@ async def test_concurrent_identical_queries_share_one(clock: FakeClock) -> None:
     answers = await asyncio.gather(*waiters, other)
     assert fake.calls == [Query("www.example.test", A), Query("www.example.test", AAAA)]
     assert all(a == answers[0] for a in answers[:100])
-    assert cache.info() == CacheInfo(misses=2, coalesced=99, size=2, maxsize=10_000)
+    assert cache.info() == CacheInfo(
+        misses=2, coalesced=99, size=2, maxsize=10_000, compiled_maxsize=1250
+    )
 
 
 async def test_cancelling_a_waiter_leaves_the_shared_query_alone(clock: FakeClock) -> None:
@@ -699,3 +708,64 @@ sip1.stale.example.test. 2 IN AAAA ::1
             clock.advance(600)  # past the stale window: the failure shows
             with pytest.raises(NoTargetsError):
                 await locator.resolve("sip:stale.example.test")
+
+
+# --- backends that complete a future themselves (FutureLookup) ------------------------
+
+
+class Submitting(FakeBackend):
+    """A FutureLookup: answers complete a future from a loop callback, as c-ares' do."""
+
+    def __init__(self, zone: str, *, hold: bool = False) -> None:
+        super().__init__(zone)
+        self.hold = hold
+        self.futures: list[asyncio.Future[Answer]] = []
+
+    def submit(self, query: Query) -> asyncio.Future[Answer]:
+        self.calls.append(query)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        if not self.hold:
+            asyncio.get_running_loop().call_soon(
+                lambda: None if future.done() else future.set_result(self.zone.answer(query))
+            )
+        return future
+
+
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["no-cache", "cache"])
+async def test_a_future_lookup_backend_costs_no_task_per_query(
+    clock: FakeClock, cache_size: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    backend = Submitting(domain_zone("d.example.test"))
+    options = LocateOptions(cache_size=cache_size)
+    async with Locator(options, backend=backend, clock=clock) as locator:
+        reference = Locator(options, backend=FakeBackend(domain_zone("d.example.test")))
+        async with reference:
+            want = await reference.resolve("sip:d.example.test")
+        loop.set_task_factory(factory)
+        try:
+            targets = await locator.resolve("sip:d.example.test")
+        finally:
+            loop.set_task_factory(None)
+    assert targets == want
+    assert len(backend.calls) == 5
+    assert not created
+
+
+async def test_aclose_cancels_submitted_lookups(clock: FakeClock) -> None:
+    backend = Submitting(ZONE, hold=True)  # never answers
+    cache = CachingBackend(backend, clock=clock)
+    waiter = asyncio.ensure_future(ask(cache, "www.example.test"))
+    await asyncio.sleep(0)
+    assert len(backend.futures) == 1
+    await cache.aclose()
+    assert backend.futures[0].cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter

@@ -13,9 +13,9 @@ import pytest
 
 from asip_locate import (
     Answer,
+    LocateError,
     LocateOptions,
     Locator,
-    NoTargetsError,
     Query,
     Target,
     TargetStream,
@@ -254,10 +254,12 @@ async def test_locator_aclose_during_a_locate_cancels_it_cleanly() -> None:
     assert backend.closed
     await settle()
     assert not backend.waiting
-    # The waiting consumer learns that the stream ended without a target.
-    with pytest.raises(NoTargetsError, match="the stream was closed"):
+    # The waiting consumer learns that the locator was closed, and so does anyone
+    # iterating the stream later: never a silently empty stream.
+    with pytest.raises(LocateError, match="locator closed"):
         await task
-    assert [t async for t in stream] == []
+    with pytest.raises(LocateError, match="locator closed"):
+        await anext(stream)
 
 
 async def test_cancel_over_real_dns_leaves_nothing_behind() -> None:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asip_locate import NaptrRecord, SrvRecord, Transport
-from asip_locate._order import address_order, naptr_order, srv_order
+from asip_locate._order import _draw_scan, _draw_tree, address_order, naptr_order, srv_order
 
 
 class ScriptedRng:
@@ -83,3 +86,30 @@ def test_address_order_keeps_rrset_order_within_family(prefer_ipv6: bool) -> Non
     v4 = [ipaddress.ip_address("192.0.2.9"), ipaddress.ip_address("192.0.2.1")]
     expected = v6 + v4 if prefer_ipv6 else v4 + v6
     assert address_order(v6, v4, prefer_ipv6=prefer_ipv6) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 0, 1, 5, 60])),
+        min_size=1,
+        max_size=150,
+    ),
+    st.integers(0, 2**32),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_scan_and_the_tree_draw_alike(spec: list[tuple[int, int]], seed: int) -> None:
+    # Small groups use running sums with bisect, large ones Fenwick trees: the same
+    # RFC 2782 draw, so the same order from the same random sequence.
+    records = tuple(srv(1, weight, f"h{i}") for i, (_, weight) in enumerate(spec))
+    weights = tuple(r.weight for r in records)
+    assert _draw_scan(records, weights, random.Random(seed)) == _draw_tree(
+        records, weights, random.Random(seed)
+    )
+
+
+def test_a_large_rrset_is_ordered_in_one_pass() -> None:
+    records = [srv(i % 3, (i * 7) % 50, f"h{i}") for i in range(3000)]
+    ordered = srv_order(records, random.Random(1))
+    assert sorted(map(id, ordered)) == sorted(map(id, records))
+    assert [r.priority for r in ordered] == sorted(r.priority for r in records)
+    assert ordered == srv_order(records, random.Random(1))

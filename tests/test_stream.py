@@ -10,12 +10,15 @@ from asip_locate import (
     Answer,
     InvalidUriError,
     IpStrategy,
+    LocateError,
     LocateOptions,
     LocateTimeoutError,
     Locator,
     NoTargetsError,
     Query,
     Status,
+    UnsupportedTransportError,
+    parse_uri,
 )
 from asip_locate.testing import FakeBackend, ZoneServer
 
@@ -72,8 +75,9 @@ async def test_locator_aclose_closes_open_streams_and_backend() -> None:
     await locator.aclose()
     assert backend.closed
     assert backend.cancelled
-    with pytest.raises(StopAsyncIteration):
-        await anext(stream)
+    for _ in range(2):  # never a silently empty stream
+        with pytest.raises(LocateError, match="locator closed"):
+            await anext(stream)
     with pytest.raises(RuntimeError, match="closed"):
         locator.locate("sip:example.test")
 
@@ -98,23 +102,80 @@ async def test_no_targets_names_the_cause_and_keeps_attempts() -> None:
 
 
 async def test_unsupported_transport_surfaces_when_iterating() -> None:
-    async with Locator(backend=FakeBackend(DEMO_ZONE)) as locator:
+    backend = FakeBackend(DEMO_ZONE)
+    async with Locator(backend=backend) as locator:
         stream = locator.locate("sips:example.test;transport=udp")
-        with pytest.raises(NoTargetsError, match="SIPS cannot use transport=udp"):
+        # A normal stream: attempts, repr and aclose work before iterating.
+        assert stream.attempts == ()
+        assert stream.discarded == ()
+        assert "sips:example.test;transport=udp" in repr(stream)
+        with pytest.raises(UnsupportedTransportError, match="SIPS cannot use transport=udp"):
             await anext(stream)
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+        await stream.aclose()
+        async with locator.locate("sips:example.test;transport=udp") as again:
+            with pytest.raises(UnsupportedTransportError):
+                await anext(again)
+        with pytest.raises(UnsupportedTransportError):
+            await locator.resolve("sips:example.test;transport=udp")
+    assert backend.calls == []
 
 
-async def test_backend_exception_becomes_an_error_answer(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(FakeBackend):
-        async def query(self, query: Query) -> Answer:
-            if query.rtype == "NAPTR":
-                raise RuntimeError("boom")
-            return await super().query(query)
+async def test_locate_accepts_a_parsed_uri() -> None:
+    async with Locator(LocateOptions(seed=1), backend=FakeBackend(DEMO_ZONE)) as locator:
+        by_text = await locator.resolve("sip:example.test")
+        by_uri = await locator.resolve(parse_uri("sip:example.test"))
+        assert by_uri == by_text
+        async with locator.locate(parse_uri("sip:example.test")) as stream:
+            assert stream.uri == "sip:example.test"
+            assert [t async for t in stream] == by_text
 
-    async with Locator(LocateOptions(seed=1), backend=Broken(DEMO_ZONE)) as locator:
-        targets = await locator.resolve("sip:example.test")
-    assert targets[0].transport == "udp"  # NAPTR failed -> SRV per transport
-    assert "backend failed" in caplog.text
+
+async def test_a_borrowed_backend_is_never_closed() -> None:
+    backend = FakeBackend(DEMO_ZONE)
+    for cache_size in (0, 100):
+        locator = Locator(LocateOptions(cache_size=cache_size), backend=backend, own_backend=False)
+        async with locator:
+            assert len(await locator.resolve("sip:example.test")) == 9
+        assert not backend.closed
+    async with Locator(backend=backend):
+        pass
+    assert backend.closed  # own_backend=True (the default) closes it
+
+
+async def test_is_demoted() -> None:
+    async with Locator(LocateOptions(seed=1), backend=FakeBackend(DEMO_ZONE)) as locator:
+        first, second, *_ = await locator.resolve("sip:example.test")
+        assert not locator.is_demoted(first)
+        locator.report_failure(first)
+        assert locator.is_demoted(first)
+        assert locator.is_demoted(first.endpoint)
+        assert not locator.is_demoted(second)
+        locator.report_success(first.endpoint)
+        assert not locator.is_demoted(first)
+
+
+class Broken(FakeBackend):
+    """A backend with a bug: NAPTR queries raise (as a second event loop would)."""
+
+    async def query(self, query: Query) -> Answer:
+        if query.rtype == "NAPTR":
+            raise RuntimeError("boom")
+        return await super().query(query)
+
+
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["no-cache", "cache"])
+async def test_backend_exception_propagates(cache_size: int) -> None:
+    options = LocateOptions(seed=1, cache_size=cache_size)
+    async with Locator(options, backend=Broken(DEMO_ZONE)) as locator:
+        # Never turned into an ERROR answer (which would give SRV targets here).
+        with pytest.raises(RuntimeError, match="boom"):
+            await locator.resolve("sip:example.test")
+        stream = locator.locate("sip:example.test")
+        with pytest.raises(RuntimeError, match="boom"):
+            await anext(stream)
+        await stream.aclose()
 
 
 async def test_deadline_raises_locate_timeout_error() -> None:
@@ -184,4 +245,51 @@ async def test_thousands_waiting_on_one_shared_lookup_all_get_targets() -> None:
         results = await asyncio.gather(*(locator.resolve("sip:example.test") for _ in range(2000)))
         assert {len(r) for r in results} == {9}
         assert len(backend.calls) == len(set(backend.calls))  # one query per (name, type)
-        assert locator.cache_info().coalesced == 2000 * len(backend.calls) - len(backend.calls)
+        # Single flight: the first locate resolves, the 1,999 others wait for it and
+        # replay its compiled result instead of joining each shared lookup.
+        info = locator.cache_info()
+        assert (info.coalesced, info.compiled_hits) == (0, 1999)
+
+
+async def test_per_call_overrides_share_cache_and_health() -> None:
+    backend = FakeBackend(DEMO_ZONE)
+    async with Locator(LocateOptions(seed=1), backend=backend) as locator:
+        default = await locator.resolve("sip:example.test")
+        assert {t.transport for t in default} == {"tls", "tcp", "udp"}
+        calls = len(backend.calls)
+        udp4 = await locator.resolve(
+            "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+        )
+        assert [(t.transport, t.address.version) for t in udp4] == [("udp", 4), ("udp", 4)]
+        assert len(backend.calls) == calls  # every answer came from the shared cache
+        # Each variant keeps its own compiled result; the default is unchanged.
+        for _ in range(2):
+            assert await locator.resolve("sip:example.test") == default
+            assert (
+                await locator.resolve(
+                    "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+                )
+                == udp4
+            )
+        async with locator.locate("sip:example.test", transports=["udp"]) as stream:
+            assert {t.transport async for t in stream} == {"udp"}
+        # One health table for all: a failure demotes the endpoint for every variant.
+        locator.report_failure(udp4[0])
+        again = await locator.resolve(
+            "sip:example.test", transports=["udp"], ip_strategy="ipv4_only"
+        )
+        assert again == [udp4[1], udp4[0]]
+        with pytest.raises(ValueError, match="unknown transport"):
+            locator.locate("sip:example.test", transports=["pigeon"])
+
+
+async def test_per_call_deadline() -> None:
+    async with ZoneServer(DEMO_ZONE) as server:
+        server.inject(drop=True)
+        options = LocateOptions(nameservers=(server.address,), timeout=5, tries=1)
+        async with Locator(options) as locator:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(LocateTimeoutError, match=r"0\.2s"):
+                await locator.resolve("sip:example.test", deadline=0.2)
+            assert loop.time() - started < 3

@@ -28,7 +28,7 @@ from asip_locate import (
 )
 from asip_locate._model import Query, RType
 from asip_locate._via import plan_response
-from asip_locate.testing import FakeBackend, Zone, ZoneServer
+from asip_locate.testing import FakeBackend, ZoneServer, drive
 from tests.vectors import VIA_CASES, check, zone_text
 
 IDS = [c["id"] for c in VIA_CASES]
@@ -208,26 +208,14 @@ def test_via_helpers() -> None:
 def plan(
     via: str, zone: str = "", seed: int = 1, **options: Any
 ) -> tuple[list[Target], list[Query], str | None]:
-    """Run plan_response synchronously against a Zone: (unique targets, queries, reason)."""
-    answers = Zone(zone or "$TTL 300\n")
+    """Run plan_response with the test kit's driver: (targets, queries, reason)."""
     resolution = plan_response(
         parse_via(via),
         LocateOptions(**options),
         lambda name: random.Random(f"{seed}:{name}"),
     )
-    targets: list[Target] = []
-    asked: list[Query] = []
-    for _ in range(100):
-        targets += resolution.ready()
-        if resolution.done:
-            break
-        for query in resolution.needs():
-            asked.append(query)
-            resolution.feed(answers.answer(query))
-    unique: dict[object, Target] = {}
-    for target in targets:
-        unique.setdefault(target.endpoint, target)  # TargetStream de-duplicates too
-    return list(unique.values()), asked, resolution.reason
+    run = drive(resolution, zone or "$TTL 300\n")
+    return list(run.targets), list(run.asked), resolution.reason
 
 
 def endpoints(targets: list[Target]) -> list[str]:

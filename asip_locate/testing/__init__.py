@@ -7,6 +7,7 @@ INSTALL_HINT = "pip install 'asip-locate[testing]'"
 
 try:
     from asip_locate.testing._clock import FakeClock
+    from asip_locate.testing._drive import Run, drive
     from asip_locate.testing._fake import FakeBackend
     from asip_locate.testing._server import Fault, LoggedQuery, ZoneServer
     from asip_locate.testing._zone import Zone
@@ -17,4 +18,13 @@ except ModuleNotFoundError as exc:
         f"asip_locate.testing needs dnslib, which is not installed: {INSTALL_HINT}", name="dnslib"
     ) from exc
 
-__all__ = ["FakeBackend", "FakeClock", "Fault", "LoggedQuery", "Zone", "ZoneServer"]
+__all__ = [
+    "FakeBackend",
+    "FakeClock",
+    "Fault",
+    "LoggedQuery",
+    "Run",
+    "Zone",
+    "ZoneServer",
+    "drive",
+]
