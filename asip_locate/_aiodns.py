@@ -291,9 +291,9 @@ class AiodnsBackend:
 
     async def query(self, query: Query) -> Answer:
         """Ask c-ares one question; every DNS outcome becomes an Answer."""
-        return await self.start(query)
+        return await self.submit(query)
 
-    def start(self, query: Query) -> asyncio.Future[Answer]:
+    def submit(self, query: Query) -> asyncio.Future[Answer]:
         """Send ``query`` now; the future completes with its Answer (no task involved).
 
         Cancelling the future abandons the answer, not the query (c-ares finishes it).

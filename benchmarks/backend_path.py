@@ -66,7 +66,7 @@ async def _clients(address: str) -> dict[str, tuple[Ask, Callable[[], Awaitable[
 
     def via(backend: AiodnsBackend) -> Ask:
         async def ask(name: str, qtype: str) -> object:
-            return await backend.start(Query(name, RType(qtype)))
+            return await backend.submit(Query(name, RType(qtype)))
 
         return ask
 

@@ -267,14 +267,14 @@ def test_built_without_a_loop_works_in_the_first_loop_and_refuses_a_second() -> 
 
     asyncio.run(serve_and(second))
     with pytest.raises(RuntimeError, match="closed"):
-        backend.start(Query("good.example.test", RType.A))
+        backend.submit(Query("good.example.test", RType.A))
 
 
 def test_module_global_backend_is_built_outside_any_loop() -> None:
     backend = AiodnsBackend(["127.0.0.1:53"])  # as at import time: no loop, no channel
     assert backend.channels_opened == 0
     with pytest.raises(RuntimeError):
-        backend.start(Query("good.example.test", RType.A))  # no running loop
+        backend.submit(Query("good.example.test", RType.A))  # no running loop
     asyncio.run(backend.aclose())
 
 
