@@ -10,7 +10,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cachetools import TLRUCache
@@ -72,6 +72,7 @@ class _Entry:
     """One cached answer and its timers (absolute times on the cache's clock)."""
 
     __slots__ = (
+        "additional",
         "answer",
         "dependents",
         "evict_at",
@@ -92,6 +93,9 @@ class _Entry:
         """The answer with its remaining TTL, rebuilt when that changes."""
         self.dependents: list[Compiled] = []
         """Compiled resolutions built from this answer (ended when it goes)."""
+        self.additional = False
+        """Learned from an SRV reply's additional section: lower rank (RFC 2181
+        §5.4.1), never served stale, replaced by any answer-section data."""
 
     def invalidate(self) -> None:
         """This entry is replaced, flushed or evicted: end what was built from it."""
@@ -112,6 +116,15 @@ class _Entry:
         ttl = max(1, min(STALE_ANSWER_TTL, int(self.evict_at - now)))
         a = self.answer
         return Answer(query, a.status, a.records, ttl, a.cnames, a.detail, stale=True)
+
+
+def _srv_domain(owner: str) -> str:
+    """The domain of an SRV owner name: without its leading ``_service._proto`` labels."""
+    labels = owner.split(".")
+    index = 0
+    while index < len(labels) - 1 and labels[index].startswith("_"):
+        index += 1
+    return ".".join(labels[index:])
 
 
 def _evict_at(key: _Key, entry: _Entry, now: float) -> float:
@@ -467,7 +480,7 @@ class CachingBackend:
         """RFC 8767 §4: a failed refresh leaves the old data usable for a while."""
         query = failure.query
         entry = self._find(query)
-        if entry is None or now >= entry.evict_at:
+        if entry is None or now >= entry.evict_at or entry.additional:
             return failure
         if now < entry.fresh_until:  # a refresh-ahead failed; the data is still good
             return entry.fresh(query, now)
@@ -477,6 +490,45 @@ class CachingBackend:
         return entry.stale(query, now)
 
     def _store(self, answer: Answer, now: float) -> Answer:
+        additional = answer.additional
+        if not additional:
+            return self._store_answer(answer, now)
+        # The entry keeps the SRV RRset alone; its targets' addresses are entries of
+        # their own (lower rank). This resolution gets them all, in-domain or not.
+        view = self._store_answer(replace(answer, additional=()), now)
+        self._store_additional(answer.query.name, additional, now)
+        return replace(view, additional=additional)
+
+    def _store_additional(self, owner: str, additional: tuple[Answer, ...], now: float) -> None:
+        """Cache additional-section A/AAAA answers, at a rank below answer data.
+
+        Only for targets inside the SRV owner's domain (``_sip._tcp.example.com`` ->
+        ``example.com`` and names below it), where the server that answered the SRV
+        query is likely authoritative for them too; others are used for the current
+        resolution only. Never over an answer-section entry still fresh (RFC 2181
+        §5.4.1: an authoritative answer replaces additional data, never the reverse).
+        """
+        domain = _srv_domain(owner)
+        suffix = "." + domain
+        options = self.options
+        for extra in additional:
+            query = extra.query
+            name = query.name
+            ttl = extra.ttl
+            if extra.status is not Status.NOERROR or not ttl:
+                continue
+            if name != domain and not name.endswith(suffix):
+                continue
+            existing = self._find(query)
+            if existing is not None and not existing.additional and now < existing.fresh_until:
+                continue
+            lifetime = min(max(ttl, options.min_ttl), options.max_ttl)
+            entry = _Entry(extra, now, lifetime, options)
+            entry.additional = True
+            self._drop(query)
+            self._entries[query] = entry
+
+    def _store_answer(self, answer: Answer, now: float) -> Answer:
         options = self.options
         ttl = answer.ttl
         if answer.status is Status.NOERROR:

@@ -39,7 +39,7 @@ from asip_locate._order import (
     srv_draw,
     srv_groups,
 )
-from asip_locate._policy import is_special_destination
+from asip_locate._policy import is_special_destination, literal_refusal
 from asip_locate._uri import SipUri, numeric_host
 
 log = logging.getLogger("asip_locate")
@@ -243,7 +243,7 @@ def _prefer_address(targets: list[Target], prefer: Target | None) -> list[Target
 class _Srv(_Branch):
     """One SRV owner for one transport (RFC 2782, RFC 3263 §4.2)."""
 
-    __slots__ = ("drawn", "fallback", "groups", "name", "transport")
+    __slots__ = ("drawn", "extra", "fallback", "groups", "name", "transport")
 
     def __init__(
         self,
@@ -262,6 +262,9 @@ class _Srv(_Branch):
         """The usable records, arranged for the RFC 2782 draw (empty: no draw)."""
         self.drawn: list[SrvRecord] = []
         """The order drawn for this resolution (before stickiness)."""
+        self.extra: tuple[Answer, ...] = ()
+        """A/AAAA answers from the reply's additional section for the usable targets,
+        which the Resolution takes as answered (RFC 2782 additional data)."""
 
     def _queries(self, ctx: _Context) -> tuple[Query, ...]:
         return (Query(self.name, RType.SRV),)
@@ -294,8 +297,12 @@ class _Srv(_Branch):
                 ctx.discard(query, record, f"outside {ctx.domain}")
             else:
                 usable.append(record)
-        # Issue 13 plugs in here: answer.additional holds A/AAAA answers for these
-        # targets (RFC 2782 additional data), to feed the _Addresses branches below.
+        if answer.additional and ctx.options.use_additional:
+            # RFC 2782: a client may use the targets' addresses that the server sent
+            # along and ask only for what is missing. The backend has kept only A/AAAA
+            # owned by targets of this answer; here only usable targets' count.
+            targets = {r.target for r in usable}
+            self.extra = tuple(a for a in answer.additional if a.query.name in targets)
         self.groups = srv_groups(usable)
         self.drawn = srv_draw(self.groups, ctx.rng_for(self.name))
         ordered = _prefer_srv(list(self.drawn), self.transport, ctx.prefer)
@@ -420,9 +427,7 @@ def _srv_per_transport(
 ) -> list[_Item]:
     """RFC 3263 §4.1: SRV per supported transport, then A/AAAA if none has records."""
     branches: list[_Item] = [
-        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl, stale=stale)
-        for t in ctx.options.supported
-        if t.srv_prefix and (t.is_secure or not ctx.secure)
+        _Srv(f"{t.srv_prefix}.{host}", t, path, ttl, stale=stale) for t in _srv_transports(ctx)
     ]
     fallback_transport = _default_transport(ctx)
     fallback = _Addresses(
@@ -431,6 +436,11 @@ def _srv_per_transport(
     queries = tuple(q for b in branches if isinstance(b, _Branch) for q in b.needs(ctx))
     branches.append(_IfNoSrv(queries, fallback) if queries else fallback)
     return branches
+
+
+def _srv_transports(ctx: _Context) -> list[Transport]:
+    """The supported transports that have SRV names, SIPS-only for a SIPS URI."""
+    return [t for t in ctx.options.supported if t.srv_prefix and (t.is_secure or not ctx.secure)]
 
 
 def _default_transport(ctx: _Context) -> Transport:
@@ -458,8 +468,11 @@ class Resolution:
         "_ctx",
         "_discarded",
         "_duplicates",
+        "_early",
         "_final",
+        "_guesses",
         "_held",
+        "_injected",
         "_items",
         "_reason",
         "_requested",
@@ -475,6 +488,7 @@ class Resolution:
         reason: str | None = None,
         *,
         error: NoTargetsError | None = None,
+        early: tuple[Query, ...] = (),
     ):
         self._items = [] if error is not None else items
         self._roots = list(self._items)
@@ -488,6 +502,13 @@ class Resolution:
         self._held: list[Target] = []
         self._duplicates = False
         self._final = False
+        self._early = early
+        """Queries worth sending before any branch needs them (early SRV), offered
+        while the NAPTR answer is awaited."""
+        self._guesses: set[Query] = set()
+        """Early queries handed out and not answered yet."""
+        self._injected = 0
+        """Answers taken from additional sections (never sent: not in the budget)."""
         self.error = error
         """The NoTargetsError to raise in place of any target (e.g. an unsupported
         transport), or None."""
@@ -519,6 +540,9 @@ class Resolution:
         self._held = []
         self._duplicates = False
         self._final = True
+        self._early = ()
+        self._guesses = set()
+        self._injected = 0
         self.error = None
         return self
 
@@ -565,20 +589,29 @@ class Resolution:
             return []
         wanted: list[Query] = []
         over_budget: list[Query] = []
-        budget = ctx.options.max_queries
+        budget = ctx.options.max_queries + self._injected
+        requested = self._requested
         for item in self._items:
             if isinstance(item, Target):
                 continue
             for query in item.needs(ctx):
-                if query in self._requested:
+                if query in requested:
                     continue
                 if limit is not None and len(wanted) >= limit:
                     return wanted
-                self._requested.add(query)
-                if len(self._requested) > budget:
+                requested.add(query)
+                if len(requested) > budget:
                     over_budget.append(query)
                 else:
                     wanted.append(query)
+        for query in self._early:
+            # Early questions only while there is room: never at the cost of the plan's.
+            if (limit is not None and len(wanted) >= limit) or len(requested) >= budget:
+                break
+            if query not in requested:
+                requested.add(query)
+                self._guesses.add(query)
+                wanted.append(query)
         if over_budget:
             log.warning("query budget of %d exhausted; dropping %d", budget, len(over_budget))
             for query in over_budget:
@@ -604,15 +637,24 @@ class Resolution:
 
     def feed_all(self, answers: Iterable[Answer]) -> None:
         """Deliver several answers at once (one pass over the candidate list)."""
-        requested, known = self._requested, self._answers
+        requested, known, guesses = self._requested, self._answers, self._guesses
         attempts = self._attempts
         assert isinstance(attempts, list)
         for answer in answers:
             query = answer.query
             if query not in requested or query in known:
                 raise ValueError(f"unexpected answer for {query}")
-            known[query] = answer
             attempts.append(answer)
+            if guesses and query in guesses:
+                guesses.discard(query)
+                if answer.status.is_failure:
+                    # An early question that failed (e.g. c-ares failing every query
+                    # on a socket that got a malformed reply) is asked again if and
+                    # when a branch needs it: asking early must never cost a branch.
+                    requested.discard(query)
+                    self._early = tuple(q for q in self._early if q != query)
+                    continue
+            known[query] = answer
         self._advance()
 
     def ready(self) -> list[Target]:
@@ -676,8 +718,30 @@ class Resolution:
             if isinstance(item, _Branch) and all(map(answered, item.needs(ctx))):
                 expanded = item.expanded = item.expand(answers, ctx)
                 items[index : index + 1] = expanded
+                if isinstance(item, _Naptr):
+                    self._early = ()  # from now on, branches ask for what they need
+                elif isinstance(item, _Srv) and item.extra:
+                    self._take_additional(item.extra)
             else:
                 index += 1
+
+    def _take_additional(self, extra: tuple[Answer, ...]) -> None:
+        """Take A/AAAA answers from an SRV reply's additional section as answered.
+
+        Only questions not handed out yet: an answer already asked for comes from the
+        answer section (RFC 2181 §5.4.1 ranks it higher). What is missing, e.g. the
+        other family, is still asked.
+        """
+        requested, answers = self._requested, self._answers
+        attempts = self._attempts
+        assert isinstance(attempts, list)
+        for answer in extra:
+            query = answer.query
+            if query not in requested:
+                requested.add(query)
+                answers[query] = answer
+                attempts.append(answer)
+                self._injected += 1
 
 
 def _release(
@@ -955,6 +1019,9 @@ def plan_request(
         if not (strategy.wants_ipv6 if address.version == 6 else strategy.wants_ipv4):
             reason = f"IPv{address.version} literal, but ip_strategy is {strategy}"
             return Resolution([], ctx, reason)
+        refusal = literal_refusal(address, maddr=uri.maddr is not None, transport=transport)
+        if refusal is not None:  # e.g. a multicast maddr with a transport other than UDP
+            return Resolution([], ctx, refusal)
         port = uri.port or transport.default_port
         tls_name = uri.host if transport.is_secure else None
         return Resolution([Target(transport, address, port, target, tls_name)], ctx)
@@ -970,7 +1037,15 @@ def plan_request(
             else fallback
         ]
     elif options.use_naptr and not (secure and options.sips_policy is SipsPolicy.SRV):
-        items = [_Naptr(target)]
+        early: tuple[Query, ...] = ()
+        if options.early_srv:
+            # The SRV names the no-NAPTR fallback asks (RFC 3263 §4.1), which most NAPTR
+            # replacements name too: asked with the NAPTR query, they cost no extra
+            # round trip. Their answers are used only where a branch needs them.
+            early = tuple(
+                Query(f"{t.srv_prefix}.{target}", RType.SRV) for t in _srv_transports(ctx)
+            )
+        return Resolution([_Naptr(target)], ctx, early=early)
     else:
         items = _srv_per_transport(target, ctx, (), None)
     return Resolution(items, ctx)

@@ -56,6 +56,10 @@ class Gate:
         self.event.set()
 
 
+# early_srv off: these tests pin the queries of the classic three waves (NAPTR, SRV, A/AAAA).
+CLASSIC = LocateOptions(early_srv=False)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -480,7 +484,7 @@ def test_the_cache_is_a_backend_with_cached_lookups() -> None:
     cache = CachingBackend(FakeBackend(ZONE))
     assert isinstance(cache, DnsBackend)
     assert isinstance(cache, CachedLookup)
-    locator = Locator(backend=cache)
+    locator = Locator(CLASSIC, backend=cache)
     assert locator.backend is cache  # not wrapped twice
 
 
@@ -507,7 +511,7 @@ def domain_zone(domain: str) -> str:
 
 
 async def test_targets_carry_the_remaining_ttl(clock: FakeClock) -> None:
-    locator = Locator(backend=FakeBackend(domain_zone("d.example.test")), clock=clock)
+    locator = Locator(CLASSIC, backend=FakeBackend(domain_zone("d.example.test")), clock=clock)
     async with locator:
         targets = await locator.resolve("sip:d.example.test")
         assert [t.ttl for t in targets] == [40, 100, 40, 100]  # AAAA 40, A 100
@@ -521,7 +525,7 @@ async def test_targets_carry_the_remaining_ttl(clock: FakeClock) -> None:
 
 
 async def test_a_fully_cached_locate_creates_no_task(clock: FakeClock) -> None:
-    locator = Locator(backend=FakeBackend(domain_zone("d.example.test")), clock=clock)
+    locator = Locator(CLASSIC, backend=FakeBackend(domain_zone("d.example.test")), clock=clock)
     loop = asyncio.get_running_loop()
     created: list[Coroutine[Any, Any, Any]] = []
 
@@ -543,7 +547,7 @@ async def test_a_fully_cached_locate_creates_no_task(clock: FakeClock) -> None:
 
 async def test_stale_data_marks_the_targets(clock: FakeClock) -> None:
     fake = FakeBackend(domain_zone("d.example.test"))
-    options = LocateOptions(stale_ttl=3600)
+    options = LocateOptions(stale_ttl=3600, early_srv=False)
     async with Locator(options, backend=fake, clock=clock) as locator:
         await locator.resolve("sip:d.example.test")
         naptr = Query("d.example.test", RType.NAPTR)
@@ -566,7 +570,7 @@ async def test_no_srv_answers_bound_and_mark_the_address_fallback(clock: FakeClo
     fake = FakeBackend("a.example.test. 300 IN A 127.0.0.7\n")
     naptr = Query("a.example.test", RType.NAPTR)
     srv = Query("_sip._udp.a.example.test", RType.SRV)
-    options = LocateOptions(stale_ttl=600, transports=["udp"])
+    options = LocateOptions(stale_ttl=600, transports=["udp"], early_srv=False)
     async with Locator(options, backend=fake, clock=clock) as locator:
         fake.fail[naptr] = Status.SERVFAIL  # not cached: NAPTR gives no TTL
         (first,) = await locator.resolve("sip:a.example.test")
@@ -587,7 +591,7 @@ async def test_no_srv_answers_bound_and_mark_the_address_fallback(clock: FakeClo
 
 async def test_cache_off(clock: FakeClock) -> None:
     fake = FakeBackend(domain_zone("d.example.test"))
-    async with Locator(LocateOptions(cache_size=0), backend=fake) as locator:
+    async with Locator(LocateOptions(cache_size=0, early_srv=False), backend=fake) as locator:
         assert locator.backend is fake
         await locator.resolve("sip:d.example.test")
         await locator.resolve("sip:d.example.test")
@@ -598,7 +602,7 @@ async def test_cache_off(clock: FakeClock) -> None:
 
 async def test_locator_flush_cache(clock: FakeClock) -> None:
     fake = FakeBackend(domain_zone("d.example.test"))
-    async with Locator(backend=fake, clock=clock) as locator:
+    async with Locator(CLASSIC, backend=fake, clock=clock) as locator:
         await locator.resolve("sip:d.example.test")
         locator.flush_cache("sip1.d.example.test")
         await locator.resolve("sip:d.example.test")
@@ -617,7 +621,7 @@ async def server() -> AsyncIterator[ZoneServer]:
 
 
 async def test_a_thousand_concurrent_locates_send_one_query_each(server: ZoneServer) -> None:
-    options = LocateOptions(nameservers=(server.address,))
+    options = LocateOptions(nameservers=(server.address,), early_srv=False)
     async with Locator(options) as locator:
         results = await asyncio.gather(
             *(locator.resolve("sip:one.example.test") for _ in range(1000))
@@ -639,7 +643,7 @@ async def test_a_thousand_concurrent_locates_send_one_query_each(server: ZoneSer
 
 async def test_cancelled_locates_do_not_disturb_the_others(server: ZoneServer) -> None:
     server.delay = 0.05
-    options = LocateOptions(nameservers=(server.address,))
+    options = LocateOptions(nameservers=(server.address,), early_srv=False)
     async with Locator(options) as locator:
         tasks = [asyncio.ensure_future(locator.resolve("sip:one.example.test")) for _ in range(10)]
         await asyncio.sleep(0.01)
@@ -655,7 +659,7 @@ async def test_cancelled_locates_do_not_disturb_the_others(server: ZoneServer) -
 
 async def test_locator_aclose_ends_a_shared_query_nobody_waits_for(server: ZoneServer) -> None:
     server.inject(drop=True)  # the query stays in flight until c-ares gives up
-    options = LocateOptions(nameservers=(server.address,), timeout=5.0, tries=1)
+    options = LocateOptions(nameservers=(server.address,), timeout=5.0, tries=1, early_srv=False)
     locator = Locator(options)
     task = asyncio.ensure_future(locator.resolve("sip:one.example.test"))
     for _ in range(20):
@@ -684,7 +688,9 @@ sip1.stale.example.test. 2 IN A 127.0.0.11
 sip1.stale.example.test. 2 IN AAAA ::1
 """
     async with ZoneServer(zone) as server:
-        options = LocateOptions(nameservers=(server.address,), stale_ttl=600, timeout=0.2, tries=1)
+        options = LocateOptions(
+            nameservers=(server.address,), stale_ttl=600, timeout=0.2, tries=1, early_srv=False
+        )
         async with Locator(options, clock=clock) as locator:
             fresh = await locator.resolve("sip:stale.example.test")
             assert not any(t.stale for t in fresh)
@@ -744,7 +750,7 @@ async def test_a_future_lookup_backend_costs_no_task_per_query(
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     backend = Submitting(domain_zone("d.example.test"))
-    options = LocateOptions(cache_size=cache_size)
+    options = LocateOptions(cache_size=cache_size, early_srv=False)
     async with Locator(options, backend=backend, clock=clock) as locator:
         reference = Locator(options, backend=FakeBackend(domain_zone("d.example.test")))
         async with reference:

@@ -71,11 +71,14 @@ def endpoints(released: list[tuple[int, Target]]) -> list[str]:
     return [str(t.endpoint) for _, t in released]
 
 
-def test_fanout_needs_three_rounds_for_everything() -> None:
+@pytest.mark.parametrize(("early_srv", "expected"), [(False, 3), (True, 2)])
+def test_fanout_rounds_for_everything(early_srv: bool, expected: int) -> None:
+    # Without early SRV: NAPTR, then 3 SRV, then 12 A/AAAA. With it the SRV queries
+    # go with the NAPTR query (issue 13); the order of targets is the same.
     zone = Zone(FANOUT_ZONE)
-    released, rounds = run_rounds(plan("sip:example.test", zone), zone)
-    assert rounds == 3
-    assert {r for r, _ in released} == {3}
+    released, rounds = run_rounds(plan("sip:example.test", zone, early_srv=early_srv), zone)
+    assert rounds == expected
+    assert {r for r, _ in released} == {expected}
     assert len(released) == 12
     assert [t.transport for _, t in released] == [Transport.TLS] * 4 + [Transport.TCP] * 4 + [
         Transport.UDP
@@ -94,9 +97,13 @@ def test_fanout_with_naptr_srv_fallback_levels() -> None:
         "$TTL 60\n" + SOA + "\n_sip._tcp.example.test. IN SRV 0 0 5070 h.example.test.\n"
         "h.example.test. IN A 127.0.0.5\n"
     )
-    released, rounds = run_rounds(plan("sip:example.test", zone), zone)
+    released, rounds = run_rounds(plan("sip:example.test", zone, early_srv=False), zone)
     # NAPTR (none) -> 3 SRV at once -> A+AAAA of the target
     assert rounds == 3
+    assert endpoints(released) == ["tcp 127.0.0.5:5070"]
+    # Early SRV: NAPTR and the 3 SRV at once -> A+AAAA of the target
+    released, rounds = run_rounds(plan("sip:example.test", zone), zone)
+    assert rounds == 2
     assert endpoints(released) == ["tcp 127.0.0.5:5070"]
 
 
@@ -259,7 +266,7 @@ def test_dns_failure_on_srv_falls_back_to_addresses() -> None:
 
 def test_naptr_timeout_goes_on_to_srv() -> None:
     zone = Zone(ZONE)
-    resolution = plan("sip:example.test", zone)
+    resolution = plan("sip:example.test", zone, early_srv=False)
     (naptr,) = resolution.needs()
     resolution.feed(Answer(naptr, Status.TIMEOUT))
     released, _ = run_rounds(resolution, zone)
@@ -322,7 +329,8 @@ async def test_stream_yields_first_target_after_three_rounds_and_all_by_three() 
 
     async def consume() -> None:
         # cache_size=0: the cache's shared lookups add task hops to every round.
-        async with Locator(LocateOptions(seed=1, cache_size=0), backend=backend) as locator:
+        options = LocateOptions(seed=1, cache_size=0, early_srv=False)
+        async with Locator(options, backend=backend) as locator:
             async for target in locator.locate("sip:example.test"):
                 got.append((rounds, target))
 

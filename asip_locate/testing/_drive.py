@@ -58,6 +58,7 @@ def drive(
     targets: list[Target] = []
     rounds: list[int] = []
     asked: list[Query] = []
+    failed: set[Query] = set()
     count = 0
 
     def take() -> None:
@@ -74,12 +75,13 @@ def drive(
         if count > MAX_ROUNDS:
             raise RuntimeError(f"more than {MAX_ROUNDS} rounds")
         for query in needs:
-            if query in asked:
+            # Only an early question that failed may be asked again (Resolution.feed_all).
+            if query in asked and query not in failed:
                 raise RuntimeError(f"{query} asked twice")
         asked += needs
-        resolution.feed_all(
-            Answer(q, fail[q], detail="injected") if q in fail else answer(q) for q in needs
-        )
+        answers = [Answer(q, fail[q], detail="injected") if q in fail else answer(q) for q in needs]
+        failed.update(a.query for a in answers if a.status.is_failure)
+        resolution.feed_all(answers)
         take()
     error = None
     if not targets:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from dnslib import QTYPE, RCODE, RR
 
-from asip_locate._model import Answer, NaptrRecord, Query, Record, SrvRecord, Status
+from asip_locate._model import Answer, NaptrRecord, Query, Record, RType, SrvRecord, Status
 from asip_locate._model import normalize_name as _norm
 
 MAX_CNAME_CHAIN = 16
@@ -33,9 +33,14 @@ class Zone:
     a missing type is NODATA; any other name is NXDOMAIN. CNAMEs are followed for every
     type but CNAME (RFC 1034 §3.6.2). Negative answers carry the SOA of the closest
     enclosing zone, whose TTL is min(SOA TTL, MINIMUM) (RFC 2308 §3).
+
+    With ``additional=True`` an SRV answer also carries the A and AAAA records of its
+    targets (``Answer.additional``), as authoritative servers such as NSD and Knot
+    send them for targets they serve (RFC 2782).
     """
 
-    def __init__(self, text: str, origin: str = ".") -> None:
+    def __init__(self, text: str, origin: str = ".", *, additional: bool = False) -> None:
+        self.additional = additional
         self.records: dict[str, list[RR]] = {}
         for rr in RR.fromZone(text, origin=origin):
             self.records.setdefault(_norm(str(rr.rname)), []).append(rr)
@@ -84,7 +89,26 @@ class Zone:
         if not records:
             return Answer(query, Status.NODATA, ttl=_negative_ttl(result), cnames=cnames)
         ttl = min(rr.ttl for rr in result.answer)
-        return Answer(query, Status.NOERROR, tuple(records), ttl, cnames)
+        extra = self._additional(records) if self.additional and query.rtype is RType.SRV else ()
+        return Answer(query, Status.NOERROR, tuple(records), ttl, cnames, additional=extra)
+
+    def _additional(self, records: list[Record]) -> tuple[Answer, ...]:
+        """A/AAAA answers for the SRV targets that own such records here (no CNAMEs)."""
+        extra = []
+        targets = dict.fromkeys(r.target for r in records if isinstance(r, SrvRecord) and r.target)
+        for target in targets:
+            for rtype, qtype in ((RType.A, QTYPE.A), (RType.AAAA, QTYPE.AAAA)):
+                rrs = [rr for rr in self.records.get(target, []) if rr.rtype == qtype]
+                if rrs:
+                    extra.append(
+                        Answer(
+                            Query(target, rtype),
+                            Status.NOERROR,
+                            tuple(_record(rr) for rr in rrs),
+                            min(rr.ttl for rr in rrs),
+                        )
+                    )
+        return tuple(extra)
 
 
 def _negative_ttl(result: ZoneAnswer) -> int | None:
