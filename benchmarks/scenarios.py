@@ -8,11 +8,12 @@ default, not switchable through pycares 5) cannot answer a "cold" run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from benchmarks._zone import (
     TARGETS_PER_LOCATE,
     Domains,
     SyntheticBackend,
+    big_name,
     domain,
     queries,
 )
@@ -71,7 +73,8 @@ async def _timed_raw_waves(resolver: aiodns.DNSResolver, name: str) -> tuple[flo
     """A hand-written 3-wave locate on raw aiodns: NAPTR, then 3 SRV, then 12 A/AAAA."""
     qs = queries(name)
     start = time.perf_counter()
-    await resolver.query_dns(qs[0][0], qs[0][1])
+    with contextlib.suppress(DNSError):  # an SRV-only domain: NODATA, then its 3 SRV names
+        await resolver.query_dns(qs[0][0], qs[0][1])
     await asyncio.gather(*(resolver.query_dns(n, t) for n, t in qs[1:4]))
     first = 0.0
     count = 0
@@ -138,6 +141,180 @@ async def cold_path(
         await resolver.close()
     results += [run, rtt]
     return results
+
+
+# --- 1b. cold path by option (issue 13) -------------------------------------------------
+
+COLD_MODES: tuple[tuple[bool, bool], ...] = (
+    (True, True),
+    (True, False),
+    (False, True),
+    (False, False),
+)
+"""(early_srv, use_additional) of each library row, defaults first."""
+
+
+@dataclass
+class ColdMode:
+    """One client (a library option set, raw aiodns in 3 waves, or one raw query) on one
+    kind of domain at one injected latency: per-locate times in seconds, the queries that
+    reached the server (counted by the relay) and the process CPU it took."""
+
+    latency: float
+    kind: str
+    """"naptr" (``d{i}``) or "srv-only" (``s{i}``)."""
+    client: str
+    early_srv: bool | None = None
+    use_additional: bool | None = None
+    first: list[float] = field(default_factory=list)
+    complete: list[float] = field(default_factory=list)
+    failures: int = 0
+    queries: int = 0
+    cpu: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        return len(self.complete)
+
+    @property
+    def queries_each(self) -> float:
+        return self.queries / self.runs if self.runs else float("nan")
+
+    @property
+    def cpu_each(self) -> float:
+        return self.cpu / self.runs if self.runs else float("nan")
+
+
+Timed = tuple[float, float, int]
+"""(seconds to the first target, to the end, targets) of one timed locate."""
+
+
+def _counted(relay: Relay) -> int:
+    return sum(c for _n, _t, c in relay.stats()["counts"])
+
+
+async def _mode_runs(
+    run: ColdMode, relay: Relay, names: list[str], timed: Callable[[str], Awaitable[Timed]]
+) -> None:
+    """Time ``timed(name)`` for each name in turn; count queries and CPU over them all."""
+    relay.control(b"RESET")
+    cpu0 = time.process_time()
+    for name in names:
+        try:
+            first, complete, n = await asyncio.wait_for(timed(name), RUN_LIMIT)
+        except (LocateError, DNSError, TimeoutError):
+            run.failures += 1
+            continue
+        if run.client == "library" and n != TARGETS_PER_LOCATE:
+            run.failures += 1
+        run.first.append(first)
+        run.complete.append(complete)
+    run.cpu = time.process_time() - cpu0
+    run.queries = _counted(relay)
+
+
+async def cold_modes(
+    relay: Relay, naptr: Domains, srv_only: Domains, *, latency: float, runs: int
+) -> list[ColdMode]:
+    """Scenario 1b: cold locates one at a time through ``relay`` (which holds each query
+    ``latency`` s and counts what it forwards), for each (early_srv, use_additional),
+    on NAPTR domains and SRV-only domains; raw aiodns asking the same 16 questions in 3
+    waves on the same path; and one raw round trip there."""
+    ns = (relay.address,)
+    out: list[ColdMode] = []
+    rtt = ColdMode(latency, "naptr", "raw aiodns, 1 query")
+    for kind, domains in (("naptr", naptr), ("srv-only", srv_only)):
+        for early, additional in COLD_MODES:
+            run = ColdMode(latency, kind, "library", early, additional)
+            options = _options(ns, early_srv=early, use_additional=additional)
+            async with Locator(options) as locator:
+                await _timed_locate(locator, domains.take(1)[0])  # warm-up: sockets, imports
+
+                def timed(name: str, locator: Locator = locator) -> Awaitable[Timed]:
+                    return _timed_locate(locator, name)
+
+                await _mode_runs(run, relay, domains.take(runs), timed)
+            out.append(run)
+        raw = ColdMode(latency, kind, "raw aiodns, 3 waves")
+        resolver = aiodns.DNSResolver(nameservers=[relay.address], timeout=2.0, tries=2)
+        try:
+            await _timed_raw_waves(resolver, domains.take(1)[0])
+
+            def waves(name: str, resolver: aiodns.DNSResolver = resolver) -> Awaitable[Timed]:
+                return _timed_raw_waves(resolver, name)
+
+            await _mode_runs(raw, relay, domains.take(runs), waves)
+            if kind == "naptr":
+
+                async def one(
+                    name: str, resolver: aiodns.DNSResolver = resolver
+                ) -> tuple[float, float, int]:
+                    start = time.perf_counter()
+                    await resolver.query_dns(name, "NAPTR")
+                    took = time.perf_counter() - start
+                    return took, took, 1
+
+                await _mode_runs(rtt, relay, domains.take(runs), one)
+        finally:
+            await resolver.close()
+        out.append(raw)
+        if kind == "naptr":
+            out.append(rtt)
+    return out
+
+
+# --- 7. big SRV sets, cached (issue 11) ------------------------------------------------
+
+
+@dataclass
+class BigSrv:
+    """Cached ``resolve()`` of names whose SRV set has ``size`` records."""
+
+    size: int
+    names: int
+    targets: int
+    resolve_ns: float
+    records_cached: int
+    """SRV records in the cached answer of one such name."""
+    traced_bytes: int
+    """tracemalloc net growth over the cold locates of ``names`` such names (after gc)."""
+
+    @property
+    def bytes_per_name(self) -> float:
+        return self.traced_bytes / self.names
+
+
+async def big_srv(nameserver: str, *, size: int, names: int, n: int, repeat: int) -> BigSrv:
+    """Scenario 7: one Locator (default options, max_records 32) locates ``names``
+    fresh ``r{size}x{k}`` domains cold (``sip:...;transport=udp``: one SRV owner over
+    4 shared hosts; big answers come over TCP after a truncated UDP reply), with
+    tracemalloc measuring what stays; then times a fully cached ``resolve()`` of the
+    first (best of ``repeat`` runs of ``n``)."""
+    uris = [f"sip:{big_name(size, k)};transport=udp" for k in range(names)]
+    async with Locator(_options((nameserver,), seed=1)) as locator:
+        # The 4 shared hosts' addresses are cached by a first locate outside the
+        # traced window, so the growth is what each name adds.
+        warm = await locator.resolve(f"sip:{big_name(size, names)};transport=udp")
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for uri in uris:
+                targets = await locator.resolve(uri)
+            gc.collect()
+            traced = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        del warm
+        srv = f"_sip._udp.{big_name(size, 0)}"
+        cached = await locator.backend.query(Query(srv, RType.SRV))
+        info = locator.cache_info()
+        uri = uris[0]
+        resolve_ns = await best_ns(lambda: locator.resolve(uri), n, repeat)
+        after = locator.cache_info()
+        if after.misses != info.misses:
+            raise RuntimeError(f"big SRV cached path missed the cache: {info} -> {after}")
+    return BigSrv(size, names, len(targets), resolve_ns, len(cached.records), traced)
 
 
 # --- 2. throughput ---------------------------------------------------------------------
