@@ -286,7 +286,9 @@ async def run_cold_modes(results: Results, server: Server, domains: Domains, pla
         "(NAPTR, then the 3 SRV, then the 12 A/AAAA, each wave with `asyncio.gather` on "
         'raw `query_dns`); "raw aiodns, 1 query" is one NAPTR query on the same path: '
         "RTT, one round trip there in this run. The server (NSD) puts the SRV targets' "
-        "A/AAAA in the additional section of each SRV reply."
+        "A/AAAA in the additional section of each SRV reply. The clients take turns, one "
+        "locate each per round (each warmed up first with one locate of its own), so drift "
+        "in the machine's load spreads over all rows alike."
     )
     one = {r.latency: r for r in runs if r.client.endswith("1 query")}
     if 0.0 in one and 0.020 in one:

@@ -193,24 +193,24 @@ def _counted(relay: Relay) -> int:
     return sum(c for _n, _t, c in relay.stats()["counts"])
 
 
-async def _mode_runs(
-    run: ColdMode, relay: Relay, names: list[str], timed: Callable[[str], Awaitable[Timed]]
+async def _one_run(
+    run: ColdMode, relay: Relay, name: str, timed: Callable[[str], Awaitable[Timed]]
 ) -> None:
-    """Time ``timed(name)`` for each name in turn; count queries and CPU over them all."""
+    """Time ``timed(name)`` once; add its CPU and the queries the relay saw to ``run``."""
     relay.control(b"RESET")
     cpu0 = time.process_time()
-    for name in names:
-        try:
-            first, complete, n = await asyncio.wait_for(timed(name), RUN_LIMIT)
-        except (LocateError, DNSError, TimeoutError):
-            run.failures += 1
-            continue
-        if run.client == "library" and n != TARGETS_PER_LOCATE:
-            run.failures += 1
-        run.first.append(first)
-        run.complete.append(complete)
-    run.cpu = time.process_time() - cpu0
-    run.queries = _counted(relay)
+    try:
+        first, complete, n = await asyncio.wait_for(timed(name), RUN_LIMIT)
+    except (LocateError, DNSError, TimeoutError):
+        run.failures += 1
+        return
+    finally:
+        run.cpu += time.process_time() - cpu0
+        run.queries += _counted(relay)
+    if run.client == "library" and n != TARGETS_PER_LOCATE:
+        run.failures += 1
+    run.first.append(first)
+    run.complete.append(complete)
 
 
 async def cold_modes(
@@ -219,47 +219,46 @@ async def cold_modes(
     """Scenario 1b: cold locates one at a time through ``relay`` (which holds each query
     ``latency`` s and counts what it forwards), for each (early_srv, use_additional),
     on NAPTR domains and SRV-only domains; raw aiodns asking the same 16 questions in 3
-    waves on the same path; and one raw round trip there."""
+    waves on the same path; and one raw round trip there (NAPTR domains only).
+
+    The clients take turns (one locate each, round after round), so that drift in the
+    machine's load over the run spreads over all rows alike.
+    """
     ns = (relay.address,)
     out: list[ColdMode] = []
-    rtt = ColdMode(latency, "naptr", "raw aiodns, 1 query")
     for kind, domains in (("naptr", naptr), ("srv-only", srv_only)):
-        for early, additional in COLD_MODES:
-            run = ColdMode(latency, kind, "library", early, additional)
-            options = _options(ns, early_srv=early, use_additional=additional)
-            async with Locator(options) as locator:
-                await _timed_locate(locator, domains.take(1)[0])  # warm-up: sockets, imports
+        async with contextlib.AsyncExitStack() as stack:
+            clients: list[tuple[ColdMode, Callable[[str], Awaitable[Timed]]]] = []
+            for early, additional in COLD_MODES:
+                options = _options(ns, early_srv=early, use_additional=additional)
+                locator = await stack.enter_async_context(Locator(options))
 
                 def timed(name: str, locator: Locator = locator) -> Awaitable[Timed]:
                     return _timed_locate(locator, name)
 
-                await _mode_runs(run, relay, domains.take(runs), timed)
-            out.append(run)
-        raw = ColdMode(latency, kind, "raw aiodns, 3 waves")
-        resolver = aiodns.DNSResolver(nameservers=[relay.address], timeout=2.0, tries=2)
-        try:
-            await _timed_raw_waves(resolver, domains.take(1)[0])
+                clients.append((ColdMode(latency, kind, "library", early, additional), timed))
+            resolver = aiodns.DNSResolver(nameservers=[relay.address], timeout=2.0, tries=2)
+            stack.push_async_callback(resolver.close)
 
             def waves(name: str, resolver: aiodns.DNSResolver = resolver) -> Awaitable[Timed]:
                 return _timed_raw_waves(resolver, name)
 
-            await _mode_runs(raw, relay, domains.take(runs), waves)
+            clients.append((ColdMode(latency, kind, "raw aiodns, 3 waves"), waves))
+            for _run, warm in clients:  # warm-up: sockets, imports, first-use paths
+                await warm(domains.take(1)[0])
             if kind == "naptr":
 
-                async def one(
-                    name: str, resolver: aiodns.DNSResolver = resolver
-                ) -> tuple[float, float, int]:
+                async def one(name: str, resolver: aiodns.DNSResolver = resolver) -> Timed:
                     start = time.perf_counter()
                     await resolver.query_dns(name, "NAPTR")
                     took = time.perf_counter() - start
                     return took, took, 1
 
-                await _mode_runs(rtt, relay, domains.take(runs), one)
-        finally:
-            await resolver.close()
-        out.append(raw)
-        if kind == "naptr":
-            out.append(rtt)
+                clients.append((ColdMode(latency, kind, "raw aiodns, 1 query"), one))
+            for _ in range(runs):
+                for run, timed_run in clients:
+                    await _one_run(run, relay, domains.take(1)[0], timed_run)
+        out += [run for run, _timed in clients]
     return out
 
 
