@@ -94,7 +94,7 @@ def domains_needed(plan: Plan) -> int:
 
 def srv_only_needed(plan: Plan) -> int:
     """SRV-only domains ``s{i}`` scenario cold_modes uses."""
-    return len(MODE_LATENCIES) * (len(S.COLD_MODES) + 1) * (plan.cold_mode_runs + 1)
+    return len(MODE_LATENCIES) * (len(S.COLD_MODES) + 1) * (plan.cold_mode_runs + 1) + 1
 
 
 def big_needed(plan: Plan) -> dict[int, int]:
@@ -256,6 +256,8 @@ async def run_cold_modes(results: Results, server: Server, domains: Domains, pla
         finally:
             relay.stop()
     results.cold_modes = runs
+    name = srv_only.take(1)[0]
+    additional = await S.additional_section(server.address, name)
     rtts = {r.latency: S.summary(r.complete)[0] for r in runs if r.client.endswith("1 query")}
     rows = []
     for run in runs:
@@ -285,10 +287,11 @@ async def run_cold_modes(results: Results, server: Server, domains: Domains, pla
         'and hosts, no NAPTR). "raw aiodns, 3 waves" asks the 16 questions the naive way '
         "(NAPTR, then the 3 SRV, then the 12 A/AAAA, each wave with `asyncio.gather` on "
         'raw `query_dns`); "raw aiodns, 1 query" is one NAPTR query on the same path: '
-        "RTT, one round trip there in this run. The server (NSD) puts the SRV targets' "
-        "A/AAAA in the additional section of each SRV reply. The clients take turns, one "
-        "locate each per round (each warmed up first with one locate of its own), so drift "
-        "in the machine's load spreads over all rows alike."
+        "RTT, one round trip there in this run. Additional data, checked in this run: "
+        f"{server.kind}'s reply to `_sip._udp.{name}` SRV carried "
+        f"{', '.join(additional) or 'nothing'} in its additional section. The clients "
+        "take turns, one locate each per round (each warmed up first with one locate of "
+        "its own), so drift in the machine's load spreads over all rows alike."
     )
     one = {r.latency: r for r in runs if r.client.endswith("1 query")}
     if 0.0 in one and 0.020 in one:

@@ -262,6 +262,19 @@ async def cold_modes(
     return out
 
 
+async def additional_section(nameserver: str, name: str) -> list[str]:
+    """What the server puts in the additional section of its reply to the ``_sip._udp``
+    SRV query of ``name``, as "owner TYPE" strings (raw aiodns, the path the library's
+    AiodnsBackend reads ``Answer.additional`` from)."""
+    resolver = aiodns.DNSResolver(nameservers=[nameserver], timeout=2.0, tries=2)
+    try:
+        result = await resolver.query_dns(f"_sip._udp.{name}", "SRV")
+    finally:
+        await resolver.close()
+    types = {1: "A", 28: "AAAA"}
+    return [f"{rr.name} {types.get(rr.type, rr.type)}" for rr in result.additional]
+
+
 # --- 7. big SRV sets, cached (issue 11) ------------------------------------------------
 
 
