@@ -598,10 +598,16 @@ async def run_big_srv(results: Results, server: Server, domains: Domains, plan: 
         )  # fmt: skip
         return
     section = Section(title)
-    rows = [
-        await S.big_srv(server.address, size=size, names=plan.big_names, n=plan.big_calls, repeat=5)
-        for size in BIG_SIZES
-    ]
+    best: dict[int, S.BigSrv] = {}
+    for _round in range(5):  # the sizes take turns, so load drift hits both alike
+        for size in BIG_SIZES:
+            row = await S.big_srv(
+                server.address, size=size, names=plan.big_names, n=plan.big_calls, repeat=1
+            )
+            if size not in best:
+                best[size] = row  # memory: from the first round
+            best[size].resolve_ns = min(best[size].resolve_ns, row.resolve_ns)
+    rows = [best[size] for size in BIG_SIZES]
     results.big_srv = rows
     ref = rows[0]
     section.table(
@@ -613,18 +619,20 @@ async def run_big_srv(results: Results, server: Server, domains: Domains, plan: 
           f"{r.bytes_per_name / ref.bytes_per_name:.2f}x"] for r in rows],
     )  # fmt: skip
     section.text(
-        "Each name `r{n}x{k}.bench.test` is located as `sip:r{n}x{k}.bench.test;transport=udp`"
-        ": one SRV owner (`_sip._udp`) with n records (priorities 10-14, distinct ports) over "
-        "4 shared hosts, from NSD (the 1,500-record answer, ~35 KB, comes over TCP after a "
-        "truncated UDP reply). Default options (`max_records` 32, the backend caps each "
-        "answer as it builds it). Cached resolve() = best of 5 runs of "
-        f"{plan.big_calls:,} sequential fully cached calls of one such name (no cache miss "
-        "allowed). Memory = tracemalloc's net growth (after gc) over the cold locates of "
-        f"{plan.big_names} such names through one Locator, per name (the shared hosts' "
-        "addresses were cached before, so this is what each name adds: its cached SRV "
-        "answer, additional-section data included, and cache bookkeeping); SRV records "
-        "cached = records in the cached SRV answer of one name (a cache hit through "
-        "`Locator.backend`)."
+        "Each name `r{n}x{k}.bench.test` is located as "
+        "`sip:r{n}x{k}.bench.test;transport=udp`: one SRV owner (`_sip._udp`) with n "
+        f"records (priorities 10-14, distinct ports) over 4 shared hosts, from {server.kind} "
+        "(the 1,500-record answer, ~35 KB, comes over TCP after a truncated UDP reply). "
+        "Default options (`max_records` 32: the backend caps each answer as it builds it). "
+        f"Cached resolve() = best of 5 runs of {plan.big_calls:,} sequential fully cached "
+        "calls of one such name (no cache miss allowed), the two sizes taking turns run by "
+        "run (each run a fresh Locator that first locates the names cold). Memory = "
+        "tracemalloc's net growth (after gc) over the cold locates of "
+        f"{plan.big_names} such names through one Locator (first run), per name (the "
+        "shared hosts' addresses were cached before, so this is what each name adds: its "
+        "cached SRV answer, additional-section data included, and cache bookkeeping); SRV "
+        "records cached = records in the cached SRV answer of one name (a cache hit "
+        "through `Locator.backend`)."
     )
     results.add(section)
     big = [r for r in rows[1:] if r.size >= 1500]
