@@ -30,7 +30,13 @@ from benchmarks._zone import QUERIES_PER_LOCATE, Domains, zone_text
 HERE = Path(__file__).resolve().parent
 LATENCIES = (0.0, 0.005, 0.020)
 CONCURRENCY = (1, 10, 100, 1000)
-SCENARIOS = ["cold", "throughput", "cached", "storm", "degraded", "memory"]
+MODE_LATENCIES = (0.0, 0.020)
+"""Injected latencies of the cold-path-by-option rows (issue 13)."""
+BIG_SIZES = (32, 1500)
+"""SRV set sizes of the big-SRV rows (issue 11); the first is the reference."""
+SCENARIOS = [
+    "cold", "cold_modes", "throughput", "cached", "big_srv", "storm", "degraded", "memory"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,12 @@ class Plan:
     degraded: int
     memory: tuple[int, ...]
     cached: int
+    cold_mode_runs: int = 30
+    """Cold locates per row of scenario cold_modes."""
+    big_names: int = 8
+    """Names of each big-SRV size located cold (memory) in scenario big_srv."""
+    big_calls: int = 2_000
+    """Cached resolve() calls per timed run in scenario big_srv (best of 5)."""
 
 
 QUICK = Plan(
@@ -56,6 +68,9 @@ QUICK = Plan(
     degraded=20,
     memory=(500, 2_000),
     cached=2_000,
+    cold_mode_runs=5,
+    big_names=2,
+    big_calls=200,
 )
 FULL = Plan(
     cold_runs=50,
@@ -73,7 +88,18 @@ def domains_needed(plan: Plan) -> int:
     cold = len(LATENCIES) * (3 * (plan.cold_runs + 1) + plan.cold_seq_runs + 1)
     through = 3 * sum(n + 1 for n in plan.throughput.values())
     through += sum(n + 1 for n in plan.dnspython.values())
-    return cold + through + 2 + len(plan.storm) + 2 * plan.degraded + 100
+    modes = len(MODE_LATENCIES) * (len(S.COLD_MODES) + 2) * (plan.cold_mode_runs + 1)
+    return cold + through + 2 + len(plan.storm) + 2 * plan.degraded + 100 + modes
+
+
+def srv_only_needed(plan: Plan) -> int:
+    """SRV-only domains ``s{i}`` scenario cold_modes uses."""
+    return len(MODE_LATENCIES) * (len(S.COLD_MODES) + 1) * (plan.cold_mode_runs + 1) + 1
+
+
+def big_needed(plan: Plan) -> dict[int, int]:
+    """Big SRV sets in the zone: copies of each size (one more for the warm-up)."""
+    return dict.fromkeys(BIG_SIZES, plan.big_names + 1)
 
 
 @dataclass
@@ -108,6 +134,8 @@ class Results:
     cached: list[S.Cached] = field(default_factory=list)
     memory: list[S.Memory] = field(default_factory=list)
     degraded: list[S.Degraded] = field(default_factory=list)
+    cold_modes: list[S.ColdMode] = field(default_factory=list)
+    big_srv: list[S.BigSrv] = field(default_factory=list)
 
     def add(self, section: Section) -> None:
         self.sections.append(section)
@@ -207,6 +235,166 @@ async def run_cold(results: Results, server: Server, domains: Domains, plan: Pla
                     ("met" if met else f"MISSED by {value - bound:.2f} ms") + why,
                 )
             )
+
+
+def _onoff(value: bool | None) -> str:
+    return "-" if value is None else ("on" if value else "off")
+
+
+async def run_cold_modes(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
+    section = Section(
+        "1b. Cold path by option: early SRV queries and additional-section addresses (issue 13)"
+    )
+    srv_only = Domains(srv_only_needed(plan), "s")
+    runs: list[S.ColdMode] = []
+    for latency in MODE_LATENCIES:
+        relay = start_relay(server.address, delay=latency)
+        try:
+            runs += await S.cold_modes(
+                relay, domains, srv_only, latency=latency, runs=plan.cold_mode_runs
+            )
+        finally:
+            relay.stop()
+    results.cold_modes = runs
+    name = srv_only.take(1)[0]
+    additional = await S.additional_section(server.address, name)
+    rtts = {r.latency: S.summary(r.complete)[0] for r in runs if r.client.endswith("1 query")}
+    rows = []
+    for run in runs:
+        fp50, fp90, _ = S.summary(run.first)
+        cp50, cp90, _ = S.summary(run.complete)
+        rtt = rtts.get(run.latency, float("nan"))
+        rows.append(
+            [f"{run.latency * 1000:g}", run.kind, run.client, _onoff(run.early_srv),
+             _onoff(run.use_additional), str(run.runs), f2(fp50), f2(fp90), f2(cp50), f2(cp90),
+             f"{cp50 / rtt:.2f}", f1(run.queries_each), f0(run.cpu_each * 1e6), str(run.failures)]
+        )  # fmt: skip
+    section.table(
+        ["L ms", "domain", "client", "early SRV", "additional", "runs", "first p50",
+         "first p90", "complete p50", "complete p90", "complete p50 / RTT", "queries/locate",
+         "CPU µs/locate", "failed"],
+        rows,
+    )  # fmt: skip
+    section.text(
+        "Times in ms from `locate()` (or the first raw query) to the first target and to "
+        "the end. Every row goes through the latency relay (a separate process holding "
+        "each query L ms; at L = 0 it only forwards), which also counts the queries that "
+        "reach the server: queries/locate = relay count over the row's runs / runs. CPU = "
+        "`time.process_time()` of the benchmark process (all threads, c-ares' included) "
+        'over the row\'s runs / runs. "library" = `Locator.locate` with `LocateOptions('
+        'early_srv=..., use_additional=...)`, everything else default. "naptr" = `d{i}` '
+        '(3 NAPTR -> 3 SRV -> 6 hosts, 12 targets); "srv-only" = `s{i}` (same SRV owners '
+        'and hosts, no NAPTR). "raw aiodns, 3 waves" asks the 16 questions the naive way '
+        "(NAPTR, then the 3 SRV, then the 12 A/AAAA, each wave with `asyncio.gather` on "
+        'raw `query_dns`); "raw aiodns, 1 query" is one NAPTR query on the same path: '
+        "RTT, one round trip there in this run. Additional data, checked in this run: "
+        f"{server.kind}'s reply to `_sip._udp.{name}` SRV carried "
+        f"{', '.join(additional) or 'nothing'} in its additional section. The clients "
+        "take turns, one locate each per round (each warmed up first with one locate of "
+        "its own), so drift in the machine's load spreads over all rows alike."
+    )
+    one = {r.latency: r for r in runs if r.client.endswith("1 query")}
+    if 0.0 in one and 0.020 in one:
+        waited = S.summary(one[0.020].complete)[0] - S.summary(one[0.0].complete)[0]
+        idle = (one[0.020].cpu_each - one[0.0].cpu_each) / waited  # CPU s per ms waited
+        section.text("")
+        section.text(
+            f"Waiting costs CPU too: one raw query took {one[0.0].cpu_each * 1e6:.0f} µs of "
+            f"CPU at L = 0 and {one[0.020].cpu_each * 1e6:.0f} µs at L = 20 ms, i.e. about "
+            f"{idle * 1e6:.0f} µs per ms of waiting (wake-ups in this process while a query "
+            "is out). So at L > 0 CPU per locate also grows with the locate's wall time; the "
+            "CPU goal compares library and raw aiodns at L = 0, where it is the work itself."
+        )
+    results.add(section)
+    _cold_mode_goals(results, runs, rtts)
+
+
+def _mode(
+    runs: list[S.ColdMode],
+    latency: float,
+    kind: str,
+    client: str,
+    early: bool | None = None,
+    additional: bool | None = None,
+) -> S.ColdMode | None:
+    return next(
+        (r for r in runs if (r.latency, r.kind, r.client, r.early_srv, r.use_additional)
+         == (latency, kind, client, early, additional)),
+        None,
+    )  # fmt: skip
+
+
+def _cold_mode_goals(results: Results, runs: list[S.ColdMode], rtts: dict[float, float]) -> None:
+    rtt = rtts.get(0.020)
+    for kind in ("naptr", "srv-only"):
+        for additional, rounds in ((True, 1), (False, 2)):
+            run = _mode(runs, 0.020, kind, "library", True, additional)
+            if run is None or rtt is None:
+                continue
+            fp50, cp50 = S.summary(run.first)[0], S.summary(run.complete)[0]
+            bound = rounds * rtt + 5
+            worst = max(fp50, cp50)
+            results.goals.append(
+                (
+                    f"{kind} domain, early SRV on, additional data "
+                    f"{'on' if additional else 'off'}: first target and complete list <= "
+                    f"{rounds}·RTT + 5 ms at L = 20 ms",
+                    f"p50 first {fp50:.2f} ms, complete {cp50:.2f} ms; RTT {rtt:.2f} ms, "
+                    f"bound {bound:.2f} ms",
+                    f"{worst / bound:.2f}x of bound ({cp50 / rtt:.2f} round trips)",
+                    "met"
+                    if worst <= bound
+                    else f"MISSED by {worst - bound:.2f} ms (this build takes "
+                    f"{cp50 / rtt:.1f} round trips for the complete list)",
+                )
+            )
+    defaults = [r for r in runs if r.client == "library" and r.kind == "naptr"
+                and r.early_srv and r.use_additional]  # fmt: skip
+    if defaults:
+        worst_q = max(defaults, key=lambda r: r.queries_each)
+        results.goals.append(
+            (
+                "queries per cold locate of the benchmark domain <= 5 with additional data "
+                f"(from {QUERIES_PER_LOCATE})",
+                ", ".join(f"{r.queries_each:.1f} at L = {r.latency * 1000:g} ms" for r in defaults),
+                f"worst {worst_q.queries_each:.1f}",
+                "met"
+                if worst_q.queries_each <= 5
+                else f"MISSED by {worst_q.queries_each - 5:.1f} queries"
+                + (
+                    " (this build asks the SRV targets' A/AAAA again instead of using the "
+                    "additional section)"
+                    if worst_q.queries_each >= QUERIES_PER_LOCATE
+                    else ""
+                ),
+            )
+        )
+    ratios = []
+    for run in runs:
+        if run.client != "library" or not (run.early_srv and run.use_additional):
+            continue
+        raw = _mode(runs, run.latency, run.kind, "raw aiodns, 3 waves")
+        if raw is not None and raw.cpu_each > 0:
+            ratios.append((run.cpu_each / raw.cpu_each, run, raw))
+    judged = [x for x in ratios if x[1].latency == 0]
+    if judged:
+        worst_r, lib, raw = max(judged, key=lambda x: x[0])
+        results.goals.append(
+            (
+                "library CPU per cold locate <= raw aiodns asking all 16 questions in 3 waves "
+                "(default options, judged at L = 0)",
+                ", ".join(
+                    f"{r:.2f}x ({x.kind}, L = {x.latency * 1000:g} ms)" for r, x, _ in ratios
+                ),
+                f"worst at L = 0: {worst_r:.2f}x",
+                "met"
+                if worst_r <= 1
+                else f"MISSED by {worst_r - 1:.2f}x ({lib.cpu_each * 1e6:.0f} vs "
+                f"{raw.cpu_each * 1e6:.0f} µs per locate, {lib.kind} domain at "
+                f"L = {lib.latency * 1000:g} ms; library {lib.queries_each:.1f} queries, raw "
+                f"{raw.queries_each:.1f})",
+            )
+        )
 
 
 async def run_throughput(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
@@ -406,6 +594,84 @@ async def run_cached(results: Results, server: Server, domains: Domains, plan: P
     )
 
 
+async def run_big_srv(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
+    title = "3b. Big SRV sets, cached: 1,500 records vs 32 (issue 11)"
+    if not S.has_cache():
+        _skip(
+            results, title, "this build has no cache layer (`Locator.cache_info`).",
+            "cached locate of a >=1,500-record SRV set <= 3x one of 32 records",
+        )  # fmt: skip
+        return
+    section = Section(title)
+    best: dict[int, S.BigSrv] = {}
+    for _round in range(5):  # the sizes take turns, so load drift hits both alike
+        for size in BIG_SIZES:
+            row = await S.big_srv(
+                server.address, size=size, names=plan.big_names, n=plan.big_calls, repeat=1
+            )
+            if size not in best:
+                best[size] = row  # memory: from the first round
+            best[size].resolve_ns = min(best[size].resolve_ns, row.resolve_ns)
+    rows = [best[size] for size in BIG_SIZES]
+    results.big_srv = rows
+    ref = rows[0]
+    section.table(
+        ["SRV records", "targets", "cached resolve() µs", "vs 32 records", "SRV records cached",
+         "names located", "traced bytes/name", "vs 32 records"],
+        [[f0(r.size), str(r.targets), f2(r.resolve_ns / 1000),
+          f"{r.resolve_ns / ref.resolve_ns:.2f}x", str(r.records_cached), str(r.names),
+          f0(r.bytes_per_name),
+          f"{r.bytes_per_name / ref.bytes_per_name:.2f}x"] for r in rows],
+    )  # fmt: skip
+    section.text(
+        "Each name `r{n}x{k}.bench.test` is located as "
+        "`sip:r{n}x{k}.bench.test;transport=udp`: one SRV owner (`_sip._udp`) with n "
+        f"records (priorities 10-14, distinct ports) over 4 shared hosts, from {server.kind} "
+        "(the 1,500-record answer, ~35 KB, comes over TCP after a truncated UDP reply). "
+        "Default options (`max_records` 32: the backend caps each answer as it builds it). "
+        f"Cached resolve() = best of 5 runs of {plan.big_calls:,} sequential fully cached "
+        "calls of one such name (no cache miss allowed), the two sizes taking turns run by "
+        "run (each run a fresh Locator that first locates the names cold). Memory = "
+        "tracemalloc's net growth (after gc) over the cold locates of "
+        f"{plan.big_names} such names through one Locator (first run), per name (the "
+        "shared hosts' addresses were cached before, so this is what each name adds: its "
+        "cached SRV answer, additional-section data included, and cache bookkeeping); SRV "
+        "records cached = records in the cached SRV answer of one name (a cache hit "
+        "through `Locator.backend`)."
+    )
+    results.add(section)
+    big = [r for r in rows[1:] if r.size >= 1500]
+    if not big:
+        return
+    worst = max(big, key=lambda r: r.resolve_ns)
+    ratio = worst.resolve_ns / ref.resolve_ns
+    results.goals.append(
+        (
+            "cached locate of a >=1,500-record SRV set <= 3x one of 32 records",
+            f"{worst.resolve_ns / 1000:.2f} µs vs {ref.resolve_ns / 1000:.2f} µs "
+            f"({worst.size:,} vs {ref.size} records)",
+            f"{ratio:.2f}x",
+            "met" if ratio <= 3 else f"MISSED by {ratio - 3:.2f}x",
+        )
+    )
+    mem = worst.bytes_per_name / ref.bytes_per_name
+    capped = worst.records_cached <= ref.size
+    results.goals.append(
+        (
+            "cache memory per >=1,500-record SRV name = that of the capped answer "
+            "(<= 1.25x a 32-record name)",
+            f"{worst.bytes_per_name:,.0f} vs {ref.bytes_per_name:,.0f} traced bytes/name; "
+            f"{worst.records_cached} SRV records cached",
+            f"{mem:.2f}x",
+            "met"
+            if capped and mem <= 1.25
+            else "MISSED: "
+            + (f"{worst.records_cached} records cached; " if not capped else "")
+            + f"{mem:.2f}x the memory",
+        )
+    )
+
+
 def _memory_in_child(count: int) -> S.Memory:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks._memory", str(count)],
@@ -565,7 +831,7 @@ async def run_all(args: argparse.Namespace, results: Results) -> None:
     plan = QUICK if args.quick else FULL
     count = domains_needed(plan)
     started = time.perf_counter()
-    server = start_server(zone_text(count), args.server)
+    server = start_server(zone_text(count, srv_only_needed(plan), big_needed(plan)), args.server)
     results.server = f"{server.kind} ({server.version}) on {server.address}"
     results.server_notes = list(server.notes)
     for note in server.notes:
@@ -580,6 +846,8 @@ async def run_all(args: argparse.Namespace, results: Results) -> None:
         wanted = set(args.only or SCENARIOS)
         drivers = {
             "cold": run_cold,
+            "cold_modes": run_cold_modes,
+            "big_srv": run_big_srv,
             "throughput": run_throughput,
             "cached": run_cached,
             "storm": run_storm,

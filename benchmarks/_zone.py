@@ -3,6 +3,14 @@
 Each ``d{i}.bench.test`` has 3 NAPTR -> 3 SRV owners (2 records each) -> 6 hosts,
 each with one A and one AAAA record: a full locate is 16 queries (1 NAPTR, 3 SRV,
 6 A, 6 AAAA) and gives 12 targets (6 hosts x 2 addresses).
+
+Each ``s{i}.bench.test`` (SRV-only) has the same SRV owners and hosts but no NAPTR: a
+locate asks the NAPTR (NODATA), then the 3 SRV names of the no-NAPTR fallback.
+
+Each ``r{n}x{k}.bench.test`` (big SRV sets, issue 11) has one SRV owner
+``_sip._udp.r{n}x{k}`` with ``n`` records (priorities 10..14, distinct ports) over the
+4 shared hosts ``bh{j}.bench.test``: 1,500 records are ~35 KB, so c-ares gets a
+truncated UDP reply and asks again over TCP.
 """
 
 from __future__ import annotations
@@ -32,31 +40,63 @@ _SERVICES = (
 )
 
 
-def domain(index: int) -> str:
-    """The absolute name (without the final dot) of domain number ``index``."""
-    return f"d{index}.{ORIGIN}"
+def domain(index: int, prefix: str = "d") -> str:
+    """The absolute name (without the final dot) of domain number ``index``
+    (``prefix`` "d": NAPTR domains, "s": their SRV-only copies)."""
+    return f"{prefix}{index}.{ORIGIN}"
 
 
-def domain_records(index: int) -> str:
-    """Zone-file lines (relative to ORIGIN) for one domain."""
-    d = f"d{index}.{ORIGIN}."  # absolute: dnslib leaves relative names in RDATA as they are
+def domain_records(index: int, prefix: str = "d") -> str:
+    """Zone-file lines (absolute names) for one domain; prefix "s" leaves out the NAPTR."""
+    d = f"{prefix}{index}.{ORIGIN}."  # absolute: dnslib leaves relative names in RDATA as is
     lines = []
-    for order, (service, prefix, _port) in enumerate(_SERVICES, 1):
-        lines.append(f'{d} IN NAPTR {order * 10} 50 "s" "{service}" "" {prefix}.{d}')
+    for order, (service, srv, _port) in enumerate(_SERVICES, 1):
+        if prefix == "d":
+            lines.append(f'{d} IN NAPTR {order * 10} 50 "s" "{service}" "" {srv}.{d}')
     host = 0
-    for _service, prefix, port in _SERVICES:
+    for _service, srv, port in _SERVICES:
         for weight in (60, 40):
             host += 1
-            lines.append(f"{prefix}.{d} IN SRV 10 {weight} {port} h{host}.{d}")
+            lines.append(f"{srv}.{d} IN SRV 10 {weight} {port} h{host}.{d}")
     for host in range(1, 7):
         lines.append(f"h{host}.{d} IN A 127.0.0.{10 + host}")
         lines.append(f"h{host}.{d} IN AAAA 2001:db8::{host}")
     return "\n".join(lines) + "\n"
 
 
-def zone_text(count: int) -> str:
-    """The whole zone with domains 0 .. count-1."""
-    return _HEADER + "".join(domain_records(i) for i in range(count))
+BIG_HOSTS = 4
+
+
+def big_name(size: int, index: int) -> str:
+    """The domain whose ``_sip._udp`` SRV owner has ``size`` records (copy ``index``)."""
+    return f"r{size}x{index}.{ORIGIN}"
+
+
+def big_records(size: int, index: int) -> str:
+    """Zone-file lines of one big SRV set (``_sip._udp`` of ``big_name(size, index)``)."""
+    owner = f"_sip._udp.{big_name(size, index)}."
+    return "".join(
+        f"{owner} IN SRV {10 + k % 5} {1 + k % 100} {5000 + k} bh{k % BIG_HOSTS}.{ORIGIN}.\n"
+        for k in range(size)
+    )
+
+
+def _big_hosts() -> str:
+    return "".join(
+        f"bh{j}.{ORIGIN}. IN A 127.0.1.{j + 1}\nbh{j}.{ORIGIN}. IN AAAA 2001:db8:1::{j + 1}\n"
+        for j in range(BIG_HOSTS)
+    )
+
+
+def zone_text(count: int, srv_only: int = 0, big: dict[int, int] | None = None) -> str:
+    """The whole zone with domains 0 .. count-1, SRV-only copies 0 .. srv_only-1 and,
+    for each ``size: copies`` of ``big``, that many SRV owners of ``size`` records."""
+    text = _HEADER + "".join(domain_records(i) for i in range(count))
+    text += "".join(domain_records(i, "s") for i in range(srv_only))
+    if big:
+        text += _big_hosts()
+        text += "".join(big_records(n, k) for n, copies in big.items() for k in range(copies))
+    return text
 
 
 def queries(name: str) -> list[tuple[str, str]]:
@@ -71,8 +111,9 @@ def queries(name: str) -> list[tuple[str, str]]:
 class Domains:
     """Hands out domain names never used before in this process (c-ares caches answers)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, prefix: str = "d") -> None:
         self.count = count
+        self.prefix = prefix
         self._next = 0
 
     @property
@@ -84,7 +125,7 @@ class Domains:
             raise RuntimeError(
                 f"benchmark zone exhausted: need {k} more domains, {self.count - self._next} left"
             )
-        names = [domain(i) for i in range(self._next, self._next + k)]
+        names = [domain(i, self.prefix) for i in range(self._next, self._next + k)]
         self._next += k
         return names
 

@@ -8,11 +8,12 @@ default, not switchable through pycares 5) cannot answer a "cold" run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from benchmarks._zone import (
     TARGETS_PER_LOCATE,
     Domains,
     SyntheticBackend,
+    big_name,
     domain,
     queries,
 )
@@ -71,7 +73,8 @@ async def _timed_raw_waves(resolver: aiodns.DNSResolver, name: str) -> tuple[flo
     """A hand-written 3-wave locate on raw aiodns: NAPTR, then 3 SRV, then 12 A/AAAA."""
     qs = queries(name)
     start = time.perf_counter()
-    await resolver.query_dns(qs[0][0], qs[0][1])
+    with contextlib.suppress(DNSError):  # an SRV-only domain: NODATA, then its 3 SRV names
+        await resolver.query_dns(qs[0][0], qs[0][1])
     await asyncio.gather(*(resolver.query_dns(n, t) for n, t in qs[1:4]))
     first = 0.0
     count = 0
@@ -138,6 +141,192 @@ async def cold_path(
         await resolver.close()
     results += [run, rtt]
     return results
+
+
+# --- 1b. cold path by option (issue 13) -------------------------------------------------
+
+COLD_MODES: tuple[tuple[bool, bool], ...] = (
+    (True, True),
+    (True, False),
+    (False, True),
+    (False, False),
+)
+"""(early_srv, use_additional) of each library row, defaults first."""
+
+
+@dataclass
+class ColdMode:
+    """One client (a library option set, raw aiodns in 3 waves, or one raw query) on one
+    kind of domain at one injected latency: per-locate times in seconds, the queries that
+    reached the server (counted by the relay) and the process CPU it took."""
+
+    latency: float
+    kind: str
+    """"naptr" (``d{i}``) or "srv-only" (``s{i}``)."""
+    client: str
+    early_srv: bool | None = None
+    use_additional: bool | None = None
+    first: list[float] = field(default_factory=list)
+    complete: list[float] = field(default_factory=list)
+    failures: int = 0
+    queries: int = 0
+    cpu: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        return len(self.complete)
+
+    @property
+    def queries_each(self) -> float:
+        return self.queries / self.runs if self.runs else float("nan")
+
+    @property
+    def cpu_each(self) -> float:
+        return self.cpu / self.runs if self.runs else float("nan")
+
+
+Timed = tuple[float, float, int]
+"""(seconds to the first target, to the end, targets) of one timed locate."""
+
+
+def _counted(relay: Relay) -> int:
+    return sum(c for _n, _t, c in relay.stats()["counts"])
+
+
+async def _one_run(
+    run: ColdMode, relay: Relay, name: str, timed: Callable[[str], Awaitable[Timed]]
+) -> None:
+    """Time ``timed(name)`` once; add its CPU and the queries the relay saw to ``run``."""
+    relay.control(b"RESET")
+    cpu0 = time.process_time()
+    try:
+        first, complete, n = await asyncio.wait_for(timed(name), RUN_LIMIT)
+    except (LocateError, DNSError, TimeoutError):
+        run.failures += 1
+        return
+    finally:
+        run.cpu += time.process_time() - cpu0
+        run.queries += _counted(relay)
+    if run.client == "library" and n != TARGETS_PER_LOCATE:
+        run.failures += 1
+    run.first.append(first)
+    run.complete.append(complete)
+
+
+async def cold_modes(
+    relay: Relay, naptr: Domains, srv_only: Domains, *, latency: float, runs: int
+) -> list[ColdMode]:
+    """Scenario 1b: cold locates one at a time through ``relay`` (which holds each query
+    ``latency`` s and counts what it forwards), for each (early_srv, use_additional),
+    on NAPTR domains and SRV-only domains; raw aiodns asking the same 16 questions in 3
+    waves on the same path; and one raw round trip there (NAPTR domains only).
+
+    The clients take turns (one locate each, round after round), so that drift in the
+    machine's load over the run spreads over all rows alike.
+    """
+    ns = (relay.address,)
+    out: list[ColdMode] = []
+    for kind, domains in (("naptr", naptr), ("srv-only", srv_only)):
+        async with contextlib.AsyncExitStack() as stack:
+            clients: list[tuple[ColdMode, Callable[[str], Awaitable[Timed]]]] = []
+            for early, additional in COLD_MODES:
+                options = _options(ns, early_srv=early, use_additional=additional)
+                locator = await stack.enter_async_context(Locator(options))
+
+                def timed(name: str, locator: Locator = locator) -> Awaitable[Timed]:
+                    return _timed_locate(locator, name)
+
+                clients.append((ColdMode(latency, kind, "library", early, additional), timed))
+            resolver = aiodns.DNSResolver(nameservers=[relay.address], timeout=2.0, tries=2)
+            stack.push_async_callback(resolver.close)
+
+            def waves(name: str, resolver: aiodns.DNSResolver = resolver) -> Awaitable[Timed]:
+                return _timed_raw_waves(resolver, name)
+
+            clients.append((ColdMode(latency, kind, "raw aiodns, 3 waves"), waves))
+            for _run, warm in clients:  # warm-up: sockets, imports, first-use paths
+                await warm(domains.take(1)[0])
+            if kind == "naptr":
+
+                async def one(name: str, resolver: aiodns.DNSResolver = resolver) -> Timed:
+                    start = time.perf_counter()
+                    await resolver.query_dns(name, "NAPTR")
+                    took = time.perf_counter() - start
+                    return took, took, 1
+
+                clients.append((ColdMode(latency, kind, "raw aiodns, 1 query"), one))
+            for _ in range(runs):
+                for run, timed_run in clients:
+                    await _one_run(run, relay, domains.take(1)[0], timed_run)
+        out += [run for run, _timed in clients]
+    return out
+
+
+async def additional_section(nameserver: str, name: str) -> list[str]:
+    """What the server puts in the additional section of its reply to the ``_sip._udp``
+    SRV query of ``name``, as "owner TYPE" strings (raw aiodns, the path the library's
+    AiodnsBackend reads ``Answer.additional`` from)."""
+    resolver = aiodns.DNSResolver(nameservers=[nameserver], timeout=2.0, tries=2)
+    try:
+        result = await resolver.query_dns(f"_sip._udp.{name}", "SRV")
+    finally:
+        await resolver.close()
+    types = {1: "A", 28: "AAAA"}
+    return [f"{rr.name} {types.get(rr.type, rr.type)}" for rr in result.additional]
+
+
+# --- 7. big SRV sets, cached (issue 11) ------------------------------------------------
+
+
+@dataclass
+class BigSrv:
+    """Cached ``resolve()`` of names whose SRV set has ``size`` records."""
+
+    size: int
+    names: int
+    targets: int
+    resolve_ns: float
+    records_cached: int
+    """SRV records in the cached answer of one such name."""
+    traced_bytes: int
+    """tracemalloc net growth over the cold locates of ``names`` such names (after gc)."""
+
+    @property
+    def bytes_per_name(self) -> float:
+        return self.traced_bytes / self.names
+
+
+async def big_srv(nameserver: str, *, size: int, names: int, n: int, repeat: int) -> BigSrv:
+    """Scenario 7: one Locator (default options, max_records 32) locates ``names``
+    fresh ``r{size}x{k}`` domains cold (``sip:...;transport=udp``: one SRV owner over
+    4 shared hosts; big answers come over TCP after a truncated UDP reply), with
+    tracemalloc measuring what stays; then times a fully cached ``resolve()`` of the
+    first (best of ``repeat`` runs of ``n``)."""
+    uris = [f"sip:{big_name(size, k)};transport=udp" for k in range(names)]
+    async with Locator(_options((nameserver,), seed=1)) as locator:
+        # The 4 shared hosts' addresses are cached by a first locate outside the
+        # traced window, so the growth is what each name adds.
+        warm = await locator.resolve(f"sip:{big_name(size, names)};transport=udp")
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for uri in uris:
+                targets = await locator.resolve(uri)
+            gc.collect()
+            traced = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        del warm
+        srv = f"_sip._udp.{big_name(size, 0)}"
+        cached = await locator.backend.query(Query(srv, RType.SRV))
+        info = locator.cache_info()
+        uri = uris[0]
+        resolve_ns = await best_ns(lambda: locator.resolve(uri), n, repeat)
+        after = locator.cache_info()
+        if after.misses != info.misses:
+            raise RuntimeError(f"big SRV cached path missed the cache: {info} -> {after}")
+    return BigSrv(size, names, len(targets), resolve_ns, len(cached.records), traced)
 
 
 # --- 2. throughput ---------------------------------------------------------------------
