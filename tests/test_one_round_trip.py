@@ -283,3 +283,13 @@ async def test_one_round_trip_through_a_real_server() -> None:
             ("_sip._udp.example.test", "SRV"),
         ]
     )
+
+
+async def test_use_additional_off_neither_uses_nor_caches_additional_data() -> None:
+    clock = FakeClock()
+    loc, fake = locator(CONVENTIONAL, clock, use_additional=False)
+    async with loc:
+        await loc.resolve("sip:example.test")
+        assert len(fake.calls) == 10  # NAPTR, 3 SRV and the 6 addresses
+        cache = loc.backend
+        assert cache._find(Query("t1.example.test", RType.A)).additional is False  # type: ignore[attr-defined]
