@@ -9,6 +9,7 @@ try:
     from asip_locate.testing._clock import FakeClock
     from asip_locate.testing._drive import Run, drive
     from asip_locate.testing._fake import FakeBackend
+    from asip_locate.testing._gated import GatedBackend
     from asip_locate.testing._server import Fault, LoggedQuery, ZoneServer
     from asip_locate.testing._zone import Zone
 except ModuleNotFoundError as exc:
@@ -22,6 +23,7 @@ __all__ = [
     "FakeBackend",
     "FakeClock",
     "Fault",
+    "GatedBackend",
     "LoggedQuery",
     "Run",
     "Zone",
