@@ -7,62 +7,21 @@ import contextlib
 import gc
 import re
 import warnings
-from collections import deque
 
 import pytest
 
 from asip_locate import (
-    Answer,
     LocateError,
     LocateOptions,
     Locator,
-    Query,
     Target,
     TargetStream,
 )
-from asip_locate.testing import FakeBackend, ZoneServer
+from asip_locate.testing import FakeBackend, GatedBackend, ZoneServer
 from tests.conftest import DEMO_ZONE
 
 URI = "sip:alice@example.test"
 OTHER = "sips:bob@example.test"
-
-
-class GatedBackend(FakeBackend):
-    """Each query waits until the test releases it (oldest first); counts cancellations."""
-
-    def __init__(self, zone: str) -> None:
-        super().__init__(zone)
-        self.waiting: deque[asyncio.Event] = deque()
-        self.cancelled = 0
-        self.answered = 0
-        self.gated = True
-
-    async def query(self, query: Query) -> Answer:
-        if self.gated:
-            gate = asyncio.Event()
-            self.waiting.append(gate)
-            try:
-                await gate.wait()
-            except asyncio.CancelledError:
-                self.cancelled += 1
-                raise
-            finally:
-                if gate in self.waiting:
-                    self.waiting.remove(gate)
-        self.answered += 1
-        return await super().query(query)
-
-    async def release(self, count: int = 1) -> int:
-        """Let ``count`` queries through, one at a time; returns how many were released."""
-        released = 0
-        for _ in range(count):
-            await settle()
-            if not self.waiting:
-                break
-            self.waiting.popleft().set()
-            released += 1
-        await settle()
-        return released
 
 
 async def settle() -> None:
@@ -152,9 +111,7 @@ async def test_cancel_after_every_step(
                     # cancels them for the other waiters.
                     assert backend.cancelled == 0
                 # The other locate (sharing queries through the cache) gets every answer.
-                backend.gated = False
-                while backend.waiting:
-                    await backend.release(len(backend.waiting))
+                backend.open()
                 assert await other == want_other
                 await settle()
                 gc.collect()
@@ -187,14 +144,14 @@ async def test_cancelled_stream_can_be_iterated_again() -> None:
                     with pytest.raises(asyncio.CancelledError):
                         await step
                     assert "pending=0" in repr(stream)
-                    backend.gated = False  # the retry runs without gates
+                    backend.open()  # the retry runs without gates
                     continue
                 target = await step
                 if target is None:
                     break
                 got.append(target)
             else:
-                backend.gated = False
+                backend.open()
                 got += [t async for t in stream]
             assert got == want, k
             await stream.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import ipaddress
 import math
@@ -11,7 +10,6 @@ from typing import Any
 import pytest
 
 from asip_locate import (
-    Answer,
     CachedLookup,
     Endpoint,
     EndpointHealth,
@@ -27,7 +25,7 @@ from asip_locate import (
 )
 from asip_locate._health import HealthTable
 from asip_locate.cli import explain
-from asip_locate.testing import FakeBackend, FakeClock, ZoneServer
+from asip_locate.testing import FakeBackend, FakeClock, GatedBackend, ZoneServer
 
 ZONE = """\
 $TTL 300
@@ -204,56 +202,41 @@ async def test_demotion_applies_to_response_targets(clock: FakeClock) -> None:
 # --- stable order within one stream ------------------------------------------------
 
 
-class GatedBackend(FakeBackend):
-    """Holds answers for one name back until ``gate`` is set, so a test can act
-    between the first target and the ones after it."""
-
-    def __init__(self, zone: str, gated: str) -> None:
-        super().__init__(zone)
-        self.gated = gated
-        self.gate = asyncio.Event()
-
-    async def query(self, query: Query) -> Answer:
-        if query.name == self.gated:
-            await self.gate.wait()
-        return await super().query(query)
-
-
 async def test_failure_reported_mid_stream_does_not_reorder_it(clock: FakeClock) -> None:
-    backend = GatedBackend(ZONE, "b.example.test")
+    backend = GatedBackend(ZONE, gated="b.example.test")
     async with make(clock, backend=backend) as locator:
         async with locator.locate(URI) as stream:
             first = await anext(stream)
             locator.report_failure(first)
             locator.report_failure(endpoint(B))  # not even resolved yet
-            backend.gate.set()
+            backend.open()
             rest = [t async for t in stream]
         assert [str(t.address) for t in [first, *rest]] == [A, B, C]
         assert await addresses(locator) == [C, A, B]  # the next stream sees both
 
 
 async def test_success_reported_mid_stream_does_not_promote(clock: FakeClock) -> None:
-    backend = GatedBackend(ZONE, "c.example.test")
+    backend = GatedBackend(ZONE, gated="c.example.test")
     async with make(clock, backend=backend) as locator:
         locator.report_failure(endpoint(A))
         locator.report_failure(endpoint(C))
         async with locator.locate(URI) as stream:
             first = await anext(stream)
             locator.report_success(endpoint(C))
-            backend.gate.set()
+            backend.open()
             rest = [t async for t in stream]
         assert [str(t.address) for t in [first, *rest]] == [B, A, C]
         assert await addresses(locator) == [B, C, A]
 
 
 async def test_expiry_mid_stream_does_not_reorder_it(clock: FakeClock) -> None:
-    backend = GatedBackend(ZONE, "b.example.test")
+    backend = GatedBackend(ZONE, gated="b.example.test")
     async with make(clock, backend=backend) as locator:
         locator.report_failure(endpoint(B))
         async with locator.locate(URI) as stream:
             first = await anext(stream)
             clock.advance(3600)
-            backend.gate.set()
+            backend.open()
             rest = [t async for t in stream]
         assert [str(t.address) for t in [first, *rest]] == [A, C, B]
         assert await addresses(locator) == [A, B, C]

@@ -23,7 +23,7 @@ from asip_locate import (
     parse_uri,
 )
 from asip_locate._plan import Resolution, plan_request
-from asip_locate.testing import Zone, drive
+from asip_locate.testing import GatedBackend, Zone, drive
 
 SOA = "example.test. 3600 IN SOA ns.example.test. h.example.test. 1 7200 900 1209600 300"
 
@@ -297,29 +297,6 @@ def test_feed_rejects_unrequested_answers() -> None:
     resolution = plan("sip:example.test", Zone(ZONE))
     with pytest.raises(ValueError, match="unexpected answer"):
         resolution.feed(Answer(Query("nope.test", RType.A), Status.NXDOMAIN))
-
-
-class GatedBackend:
-    """Every query waits until the test releases the current round (virtual time)."""
-
-    def __init__(self, zone: Zone) -> None:
-        self.zone = zone
-        self.waiting: list[tuple[Query, asyncio.Future[None]]] = []
-
-    async def query(self, query: Query) -> Answer:
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((query, gate))
-        await gate
-        return self.zone.answer(query)
-
-    async def aclose(self) -> None:
-        pass
-
-    def release_round(self) -> int:
-        waiting, self.waiting = self.waiting, []
-        for _, gate in waiting:
-            gate.set_result(None)
-        return len(waiting)
 
 
 async def test_stream_yields_first_target_after_three_rounds_and_all_by_three() -> None:
