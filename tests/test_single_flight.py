@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from asip_locate import (
-    Answer,
     LocateOptions,
     LocateTimeoutError,
     Locator,
@@ -16,23 +15,11 @@ from asip_locate import (
     RType,
     Status,
 )
-from asip_locate.testing import FakeBackend
+from asip_locate.testing import FakeBackend, GatedBackend
 
 from .conftest import DEMO_ZONE
 
 URI = "sip:alice@example.test"
-
-
-class Gated(FakeBackend):
-    """Every query waits for ``gate`` (until ``open()``)."""
-
-    def __init__(self, zone: str = DEMO_ZONE) -> None:
-        super().__init__(zone)
-        self.gate = asyncio.Event()
-
-    async def query(self, query: Query) -> Answer:
-        await self.gate.wait()
-        return await super().query(query)
 
 
 async def settle() -> None:
@@ -46,12 +33,12 @@ async def expected() -> list[object]:
 
 
 async def test_followers_take_the_leaders_compiled_result() -> None:
-    backend = Gated()
+    backend = GatedBackend(DEMO_ZONE)
     async with Locator(LocateOptions(seed=1), backend=backend) as locator:
         tasks = [asyncio.ensure_future(locator.resolve(URI)) for _ in range(50)]
         await settle()
         assert len(locator._flights) == 1
-        backend.gate.set()
+        backend.open()
         results = await asyncio.gather(*tasks)
         info = locator.cache_info()
     assert all(r == results[0] for r in results)
@@ -61,13 +48,13 @@ async def test_followers_take_the_leaders_compiled_result() -> None:
 
 
 async def test_a_slow_consumer_of_the_leader_never_holds_followers_back() -> None:
-    backend = Gated()
+    backend = GatedBackend(DEMO_ZONE)
     async with Locator(LocateOptions(seed=1), backend=backend) as locator:
         leader = locator.locate(URI)
         first = asyncio.ensure_future(anext(leader))
         await settle()
         followers = [asyncio.ensure_future(locator.resolve(URI)) for _ in range(5)]
-        backend.gate.set()
+        backend.open()
         assert await first == (await expected())[0]
         # The leader is not iterated again, yet its plan finished from its lookups'
         # callbacks, so the followers got the whole answer.
@@ -88,7 +75,7 @@ async def test_a_stream_never_iterated_leads_nothing() -> None:
 
 @pytest.mark.parametrize("how", ["aclose", "cancel"])
 async def test_followers_go_on_when_the_leader_stops(how: str) -> None:
-    backend = Gated()
+    backend = GatedBackend(DEMO_ZONE)
     async with Locator(LocateOptions(seed=1), backend=backend) as locator:
         leader = locator.locate(URI)
         step = asyncio.ensure_future(anext(leader))
@@ -103,25 +90,25 @@ async def test_followers_go_on_when_the_leader_stops(how: str) -> None:
         await settle()
         # Landed: the follower leads a plan of its own (else it would wait for the
         # stopped leader until its deadline and fail).
-        backend.gate.set()
+        backend.open()
         assert await follower == await expected()
 
 
 async def test_a_failed_leader_lets_followers_plan_and_fail_alike() -> None:
-    backend = Gated("")  # nothing exists: NXDOMAIN everywhere
+    backend = GatedBackend("")  # nothing exists: NXDOMAIN everywhere
     srv = Query("_sip._udp.example.test", RType.SRV)
     backend.fail[srv] = Status.SERVFAIL  # a failure is never compiled
     async with Locator(LocateOptions(seed=1), backend=backend) as locator:
         tasks = [asyncio.ensure_future(locator.resolve(URI)) for _ in range(5)]
         await settle()
-        backend.gate.set()
+        backend.open()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, NoTargetsError) for r in results)
     assert backend.calls.count(srv) >= 2  # the failure was asked again, not replayed
 
 
 async def test_followers_keep_their_own_deadline() -> None:
-    backend = Gated()  # never opened: the leader waits forever
+    backend = GatedBackend(DEMO_ZONE)  # never opened: the leader waits forever
     options = LocateOptions(seed=1, deadline=0.05)
     async with Locator(options, backend=backend) as locator:
         leader = asyncio.ensure_future(locator.resolve(URI))
@@ -136,21 +123,11 @@ async def test_a_follower_arriving_late_wakes_an_idle_leader() -> None:
     # The leader's last answers came in while its consumer sat on the first target
     # (nobody followed then, so nothing took them in): a follower arriving now must
     # not wait for that consumer, nor for its own deadline.
-    class SecondHostLate(FakeBackend):
-        def __init__(self) -> None:
-            super().__init__(DEMO_ZONE)
-            self.gate = asyncio.Event()
-
-        async def query(self, query: Query) -> Answer:
-            if query.name == "sip2.example.test":
-                await self.gate.wait()
-            return await super().query(query)
-
-    backend = SecondHostLate()
+    backend = GatedBackend(DEMO_ZONE, gated="sip2.example.test")
     async with Locator(LocateOptions(seed=1, deadline=3), backend=backend) as locator:
         leader = locator.locate(URI)
         assert await anext(leader) == (await expected())[0]
-        backend.gate.set()
+        backend.open()
         await settle()
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -20,7 +20,7 @@ from asip_locate import (
     UnsupportedTransportError,
     parse_uri,
 )
-from asip_locate.testing import FakeBackend, ZoneServer
+from asip_locate.testing import FakeBackend, GatedBackend, ZoneServer
 
 from .conftest import DEMO_ZONE
 
@@ -29,25 +29,13 @@ from .conftest import DEMO_ZONE
 NO_CACHE_UDP = LocateOptions(seed=3, transports=["udp"], cache_size=0)
 
 
-class SlowAfterFirstRound(FakeBackend):
+def slow_after_first_round() -> GatedBackend:
     """Address queries of the second SRV host never finish until cancelled."""
-
-    def __init__(self) -> None:
-        super().__init__(DEMO_ZONE)
-        self.cancelled: list[Query] = []
-
-    async def query(self, query: Query) -> Answer:
-        if query.name == "sip2.example.test":
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                self.cancelled.append(query)
-                raise
-        return await super().query(query)
+    return GatedBackend(DEMO_ZONE, gated="sip2.example.test")
 
 
 async def test_first_target_while_later_lookups_are_pending() -> None:
-    backend = SlowAfterFirstRound()
+    backend = slow_after_first_round()
     async with Locator(NO_CACHE_UDP, backend=backend) as locator:
         async with locator.locate("sip:example.test") as stream:
             first = await anext(stream)
@@ -58,7 +46,7 @@ async def test_first_target_while_later_lookups_are_pending() -> None:
 
 
 async def test_break_out_of_bare_async_for_cancels_pending_work() -> None:
-    backend = SlowAfterFirstRound()
+    backend = slow_after_first_round()
     async with Locator(NO_CACHE_UDP, backend=backend) as locator:
         async for _target in locator.locate("sip:example.test"):
             break
@@ -68,7 +56,7 @@ async def test_break_out_of_bare_async_for_cancels_pending_work() -> None:
 
 
 async def test_locator_aclose_closes_open_streams_and_backend() -> None:
-    backend = SlowAfterFirstRound()
+    backend = slow_after_first_round()
     locator = Locator(LocateOptions(transports=["udp"]), backend=backend)
     stream = locator.locate("sip:example.test")
     await anext(stream)
