@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from asip_locate.testing import ZoneServer
+from asip_locate.testing import FakeClock, ZoneServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -44,3 +44,9 @@ async def no_lingering_tasks() -> AsyncIterator[None]:
 async def demo_server() -> AsyncIterator[ZoneServer]:
     async with ZoneServer(DEMO_ZONE) as server:
         yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A FakeClock, to pass as ``Locator(clock=...)``."""
+    return FakeClock()

@@ -60,11 +60,6 @@ class Gate:
 CLASSIC = LocateOptions(early_srv=False)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def make(clock: FakeClock, zone: str = ZONE, **options: Any) -> tuple[CachingBackend, FakeBackend]:
     fake = FakeBackend(zone)
     return CachingBackend(fake, LocateOptions(**options), clock=clock), fake

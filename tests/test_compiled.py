@@ -48,11 +48,6 @@ def zone(*domains: str) -> str:
     return "".join(DOMAIN_ZONE.format(d=d) for d in domains)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def make(clock: FakeClock, text: str, **options: Any) -> tuple[Locator, FakeBackend]:
     fake = FakeBackend(text)
     # early_srv off: these tests pin the queries of the classic three waves.

@@ -69,11 +69,6 @@ def endpoint(address: str, port: int = 5060) -> Endpoint:
     return Endpoint(Transport.UDP, ipaddress.ip_address(address), port)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 # --- demotion and expiry -----------------------------------------------------------
 
 
