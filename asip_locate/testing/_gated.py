@@ -89,8 +89,10 @@ class GatedBackend(FakeBackend):
         return len(holds)
 
     async def release(self, count: int = 1) -> int:
-        """Release up to ``count`` held queries one at a time, oldest first, settling
-        the loop before each and after the last; returns how many were released."""
+        """Release up to ``count`` held queries, oldest first; returns how many.
+
+        The loop settles before each release and after the last.
+        """
         released = 0
         for _ in range(count):
             await self.settle()
@@ -102,8 +104,10 @@ class GatedBackend(FakeBackend):
         return released
 
     def open(self, name: str | None = None) -> int:
-        """Stop holding queries (for ``name`` only, if given) and release those held
-        now; returns how many were released."""
+        """Stop holding queries (for ``name`` only, if given); returns how many were held.
+
+        Those held now are released.
+        """
         if name is None:
             self._open_all = True
         else:
