@@ -26,7 +26,7 @@ from asip_locate import (
     RType,
     Status,
 )
-from asip_locate.testing import FakeBackend, FakeClock, ZoneServer
+from asip_locate.testing import FakeBackend, FakeClock, GatedBackend, ZoneServer
 
 ZONE = """\
 example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 900 1209600 300
@@ -41,19 +41,6 @@ NO_SOA_ZONE = "host.nosoa.test. 60 IN A 127.0.0.6\n"
 
 A = RType.A
 AAAA = RType.AAAA
-
-
-class Gate:
-    """A FakeBackend ``sleep`` that holds every query until ``open()``."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        await self.event.wait()
-
-    def open(self) -> None:
-        self.event.set()
 
 
 # early_srv off: these tests pin the queries of the classic three waves (NAPTR, SRV, A/AAAA).
@@ -235,13 +222,12 @@ async def test_a_backend_exception_reaches_every_waiter_and_is_not_cached(
 
 
 async def test_concurrent_identical_queries_share_one(clock: FakeClock) -> None:
-    gate = Gate()
-    fake = FakeBackend(ZONE, latency=1, sleep=gate)
+    fake = GatedBackend(ZONE)
     cache = CachingBackend(fake, clock=clock)
     waiters = [asyncio.ensure_future(ask(cache, "www.example.test")) for _ in range(100)]
     other = asyncio.ensure_future(ask(cache, "www.example.test", AAAA))
     await asyncio.sleep(0)
-    gate.open()
+    fake.open()
     answers = await asyncio.gather(*waiters, other)
     assert fake.calls == [Query("www.example.test", A), Query("www.example.test", AAAA)]
     assert all(a == answers[0] for a in answers[:100])
@@ -251,8 +237,7 @@ async def test_concurrent_identical_queries_share_one(clock: FakeClock) -> None:
 
 
 async def test_cancelling_a_waiter_leaves_the_shared_query_alone(clock: FakeClock) -> None:
-    gate = Gate()
-    fake = FakeBackend(ZONE, latency=1, sleep=gate)
+    fake = GatedBackend(ZONE)
     cache = CachingBackend(fake, clock=clock)
     # The first waiter is the one that started the query: cancel exactly that one.
     first, *others = [asyncio.ensure_future(ask(cache, "www.example.test")) for _ in range(3)]
@@ -260,7 +245,7 @@ async def test_cancelling_a_waiter_leaves_the_shared_query_alone(clock: FakeCloc
     first.cancel()
     await asyncio.sleep(0)
     assert first.cancelled()
-    gate.open()
+    fake.open()
     answers = await asyncio.gather(*others)
     assert [a.status for a in answers] == [Status.NOERROR] * 2
     assert len(fake.calls) == 1
@@ -268,20 +253,19 @@ async def test_cancelling_a_waiter_leaves_the_shared_query_alone(clock: FakeCloc
 
 
 async def test_a_query_nobody_waits_for_still_fills_the_cache(clock: FakeClock) -> None:
-    gate = Gate()
-    fake = FakeBackend(ZONE, latency=1, sleep=gate)
+    fake = GatedBackend(ZONE)
     cache = CachingBackend(fake, clock=clock)
     waiter = asyncio.ensure_future(ask(cache, "www.example.test"))
     await asyncio.sleep(0)
     waiter.cancel()
-    gate.open()
+    fake.open()
     for _ in range(5):
         await asyncio.sleep(0)
     assert cache.cached(Query("www.example.test", A)) is not None
 
 
 async def test_aclose_cancels_queries_in_flight(clock: FakeClock) -> None:
-    fake = FakeBackend(ZONE, latency=1, sleep=Gate())  # never answers
+    fake = GatedBackend(ZONE)  # never answers
     cache = CachingBackend(fake, clock=clock)
     waiter = asyncio.ensure_future(ask(cache, "www.example.test"))
     await asyncio.sleep(0)
@@ -406,15 +390,18 @@ async def test_a_failed_refresh_ahead_keeps_the_entry(clock: FakeClock) -> None:
 
 
 async def test_aclose_cancels_refreshes(clock: FakeClock) -> None:
-    fake = FakeBackend(ZONE, sleep=Gate())
+    fake = GatedBackend(ZONE)
     cache = CachingBackend(fake, LocateOptions(refresh_ahead=0.5), clock=clock)
     query = Query("www.example.test", A)
-    await cache.query(query)
-    fake.latency = 1  # from now on the Gate holds queries: the refresh never ends
+    first = asyncio.ensure_future(cache.query(query))
+    assert await fake.release() == 1
+    await first  # later queries stay held: the refresh never ends
     clock.advance(40)
     assert cache.cached(query) is not None
     await asyncio.sleep(0)
+    assert fake.waiting == [query]  # the refresh is in flight
     await cache.aclose()
+    assert fake.cancelled == 1
 
 
 # --- size and flush -------------------------------------------------------------------
