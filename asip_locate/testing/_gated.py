@@ -104,9 +104,9 @@ class GatedBackend(FakeBackend):
         return released
 
     def open(self, name: str | None = None) -> int:
-        """Stop holding queries (for ``name`` only, if given); returns how many were held.
+        """Stop holding queries (for ``name`` only, if given); returns how many it released.
 
-        Those held now are released.
+        Those held now go through at once.
         """
         if name is None:
             self._open_all = True
