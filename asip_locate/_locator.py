@@ -418,8 +418,8 @@ class Locator:
                     for target in targets:
                         seen(key, target)
                 if watch is not None:
-                    for index, target in enumerate(targets):
-                        watch.yielded(target, index)
+                    for target in targets:
+                        watch.yielded(target)
                     watch.done(len(targets))
                 return targets
             self._handoff = watch  # a follower without a result: its stream goes on

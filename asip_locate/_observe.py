@@ -30,7 +30,7 @@ observer(Event(...))``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -235,7 +235,7 @@ class Watch:
             (``CachingBackend.in_flight``), to report joins as coalesced; or None.
     """
 
-    __slots__ = ("ended", "in_flight", "joined", "locate_id", "observer", "uri")
+    __slots__ = ("ended", "in_flight", "joined", "locate_id", "observer", "then", "uri", "yields")
 
     def __init__(
         self,
@@ -251,6 +251,9 @@ class Watch:
         self.joined: set[object] = set()
         """Lookups (futures) this locate joined rather than started."""
         self.ended = False
+        self.yields = 0
+        """Targets yielded so far (the next TargetYielded's index)."""
+        self.then: Callable[[Hashable, Target], None] | None = None
         observer(LocateStarted(locate_id, uri))
 
     def joins(self, query: Query) -> bool:
@@ -296,9 +299,28 @@ class Watch:
                 source = AnswerSource.STALE if answer.stale else AnswerSource.CACHE
                 observer(AnswerReceived(locate_id, answer, source))
 
-    def yielded(self, target: Target, index: int) -> None:
-        """``target`` was handed to the caller, ``index`` 0 the first."""
+    def yielded(self, target: Target) -> None:
+        """``target`` was handed to the caller."""
+        index = self.yields
+        self.yields = index + 1
         self.observer(TargetYielded(self.locate_id, self.uri, target, index))
+
+    def seeing(
+        self, then: Callable[[Hashable, Target], None] | None
+    ) -> Callable[[Hashable, Target], None]:
+        """A stream's ``seen`` callback that also reports each target (then calls ``then``).
+
+        The stream already calls ``seen`` (when set) per target it yields: riding on it,
+        a stream without an observer pays nothing per target for the hook.
+        """
+        self.then = then
+        return self._seen
+
+    def _seen(self, key: Hashable, target: Target) -> None:
+        then = self.then
+        if then is not None:
+            then(key, target)
+        self.yielded(target)
 
     def done(self, yielded: int, error: BaseException | None = None, closed: bool = False) -> None:
         """The locate ended (sent once; later calls do nothing)."""

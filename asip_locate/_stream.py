@@ -157,12 +157,14 @@ class TargetStream:
     ) -> None:
         self.uri = text
         self.key = key
+        self._watch = watch
         self._resolution = resolution
         self._lookups = lookups
         self._deadline = deadline
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
-        self._seen = seen
+        # With a watch, TargetYielded rides on ``seen``: no extra check per target.
+        self._seen = seen if watch is None else watch.seeing(seen)
         self._on_done = on_done
         # Released targets not yet yielded are _ready[_next_index:]; a finished
         # resolution (a cached locate) gives every target at once.
@@ -188,7 +190,6 @@ class TargetStream:
         self._active = False
         self._progressed = False
         self._pump_due = False
-        self._watch = watch
 
     def __repr__(self) -> str:
         return (
@@ -219,8 +220,6 @@ class TargetStream:
             target = self._ready[index]
             if self._seen is not None:
                 self._seen(self.key, target)
-            if self._watch is not None:
-                self._watch.yielded(target, self._yielded - 1)
             return target
         if self._error is not None:
             raise self._error
@@ -289,8 +288,6 @@ class TargetStream:
                 target = self._ready[index]
                 if self._seen is not None:
                     self._seen(self.key, target)
-                if self._watch is not None:
-                    self._watch.yielded(target, self._yielded - 1)
                 return target
             self._start_queries()
             released = resolution.ready()
