@@ -689,3 +689,17 @@ async def test_wired_without_observer_no_event_is_built(monkeypatch: pytest.Monk
         locator.report_success(targets[0])
         with pytest.raises(NoTargetsError):
             await locator.resolve("sip:gone.example.test")
+
+
+async def test_wired_without_cache_every_answer_is_from_the_network() -> None:
+    events: list[Event] = []
+    backend = FakeBackend(DEMO_ZONE)
+    kwargs: dict[str, Any] = {"backend": backend, "observer": events.append}
+    async with Locator(LocateOptions(seed=1, cache_size=0), **kwargs) as locator:
+        for _ in range(2):
+            targets = await locator.resolve("sip:example.test")
+    sent = by_type(events, QuerySent)
+    assert [e.query for e in sent] == backend.calls
+    assert not any(e.coalesced for e in sent)
+    assert {e.source for e in by_type(events, AnswerReceived)} == {AnswerSource.NETWORK}
+    assert [e.yielded for e in by_type(events, LocateDone)] == [len(targets)] * 2
