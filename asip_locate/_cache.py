@@ -262,6 +262,11 @@ class CachingBackend:
         self._coalesced += 1
         return task
 
+    def in_flight(self, query: Query) -> bool:
+        """True when a lookup for ``query`` is in flight: ``shared`` would join it."""
+        task = self._inflight.get(query)
+        return task is not None and not task.done()
+
     def info(self) -> CacheInfo:
         """Counters and size now."""
         return CacheInfo(

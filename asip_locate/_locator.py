@@ -26,6 +26,7 @@ from asip_locate._health import (
     failure_reason,
 )
 from asip_locate._model import Endpoint, FailureReason, Target, Transport
+from asip_locate._observe import FailureReported, Observer, SuccessReported, Watch, guard_observer
 from asip_locate._options import IpStrategy, LocateOptions
 from asip_locate._plan import Resolution, RngFactory, plan_request
 from asip_locate._stream import Flights, TargetStream
@@ -66,6 +67,13 @@ async def _landed(flight: asyncio.Future[None], within: float) -> bool:
     return flight.done()
 
 
+def _ended(watch: Watch | None, error: LocateError) -> LocateError:
+    """``error`` ends a locate that made no stream: tell its watch (if any)."""
+    if watch is not None:
+        watch.done(0, error)
+    return error
+
+
 def _wake(waiter: asyncio.Future[None], *_: object) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -103,6 +111,10 @@ class Locator:
             ``asip_locate.redis.RedisHealthStore`` to share it across processes);
             None keeps it in this Locator's memory. The Locator binds it to its
             options and clock and closes it in ``aclose``.
+        observer: Called with an event (``asip_locate.Event``) for each step of
+            every locate and for each ``report_failure`` / ``report_success``, for
+            metrics or tracing (docs/observe.md). Its exceptions are logged and
+            swallowed (``guard_observer``). None (default): no event is built.
 
     Use as ``async with Locator() as locator:``.
     """
@@ -115,6 +127,7 @@ class Locator:
         own_backend: bool = True,
         clock: Callable[[], float] = time.monotonic,
         health_store: HealthStore | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.options = options = options or LocateOptions()
         self.clock = clock
@@ -163,6 +176,11 @@ class Locator:
         self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, tuple[Hashable, ...]]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
         self._closed = False
+        self._observer = None if observer is None else guard_observer(observer)
+        self._locate_ids = itertools.count(1)
+        self._in_flight = None if self._cache is None else self._cache.in_flight
+        self._handoff: Watch | None = None
+        """A Watch ``resolve`` started, for the stream ``locate`` opens next."""
 
     def __repr__(self) -> str:
         return f"<Locator open_streams={len(self._streams)} closed={self._closed}>"
@@ -189,6 +207,14 @@ class Locator:
                 self._parsed.clear()
             self._parsed[(text, as_sips)] = result
         return result
+
+    def _watch(self, text: str) -> Watch:
+        """The events of a new locate (only called with an observer): LocateStarted."""
+        watch, self._handoff = self._handoff, None
+        if watch is not None:
+            return watch
+        assert self._observer is not None
+        return Watch(self._observer, next(self._locate_ids), text, self._in_flight)
 
     def _variant(
         self,
@@ -247,6 +273,7 @@ class Locator:
         if token != self._token:
             compiled_key = (*compiled_key[:-1], token)
         text = uri if isinstance(uri, str) else str(uri)
+        watch = None if self._observer is None else self._watch(text)
         # Frozen now: failures reported while this stream runs do not reorder it.
         demoted = self._health.snapshot()
         prefer = self._sticky.preferred(key) if self._seen is not None else None
@@ -262,10 +289,13 @@ class Locator:
                 max_concurrency=options.max_concurrency,
                 key=key,
                 seen=self._seen,
+                watch=watch,
             )
+            if watch is not None:
+                watch.replayed(stream.attempts)  # every answer behind it, from memory
         else:
             stream = self._cold_stream(
-                text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline
+                text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline, watch
             )
         self._streams.add(stream)
         return stream
@@ -281,6 +311,7 @@ class Locator:
         prefer: Target | None,
         demoted: frozenset[Endpoint],
         deadline: float | None,
+        watch: Watch | None,
     ) -> TargetStream:
         """A stream that plans (and, with the cache, may lead or follow a flight)."""
         cache = self._cache
@@ -321,6 +352,7 @@ class Locator:
             flights=self._flights,
             flight_key=compiled_key,
             replan=replan,
+            watch=watch,
         )
 
     def _compile_for(self, key: Hashable) -> Callable[[TargetStream], None]:
@@ -354,15 +386,18 @@ class Locator:
                 compiled_key = (*compiled_key[:-1], token)
             compiled = cache.compiled(compiled_key)
             flight = self._flights.follow(compiled_key) if compiled is None else None
+            watch = None
+            if self._observer is not None and (compiled is not None or flight is not None):
+                watch = self._watch(uri if isinstance(uri, str) else str(uri))
             if flight is not None:
                 # Single flight without a stream: wait for the leader, then take its
                 # compiled result (the stream path below if there is none).
                 within = self.options.deadline if deadline is None else deadline
                 if not await _landed(flight, within):
                     text = uri if isinstance(uri, str) else str(uri)
-                    raise LocateTimeoutError(text, within, ())
+                    raise _ended(watch, LocateTimeoutError(text, within, ()))
                 if self._closed:
-                    raise LocateError(f"{uri}: locator closed")
+                    raise _ended(watch, LocateError(f"{uri}: locator closed"))
                 compiled = cache.compiled(compiled_key)
             if compiled is not None:
                 demoted = self._health.snapshot()
@@ -370,21 +405,34 @@ class Locator:
                 prefer = self._sticky.preferred(key) if seen is not None else None
                 rng_for = None if self._replay_draw else self._rng_for
                 targets = compiled.template.expand(rng_for, prefer, demoted)
+                if watch is not None:
+                    # A follower took the leader's result: its answers count as joined.
+                    attempts = compiled.attempts(cache._clock())  # remaining TTLs
+                    watch.replayed(attempts, coalesced=flight is not None)
                 if not targets:
                     text = uri if isinstance(uri, str) else str(uri)
                     resolution = cache.resolution(compiled, rng_for, prefer, demoted)
-                    raise NoTargetsError(text, resolution.attempts, resolution.reason)
+                    error = NoTargetsError(text, resolution.attempts, resolution.reason)
+                    raise _ended(watch, error)
                 if seen is not None:
                     for target in targets:
                         seen(key, target)
+                if watch is not None:
+                    for target in targets:
+                        watch.yielded(target)
+                    watch.done(len(targets))
                 return targets
-        stream = self.locate(
-            uri,
-            as_sips=as_sips,
-            transports=transports,
-            ip_strategy=ip_strategy,
-            deadline=deadline,
-        )
+            self._handoff = watch  # a follower without a result: its stream goes on
+        try:
+            stream = self.locate(
+                uri,
+                as_sips=as_sips,
+                transports=transports,
+                ip_strategy=ip_strategy,
+                deadline=deadline,
+            )
+        finally:
+            self._handoff = None
         async with stream:
             return [target async for target in stream]
 
@@ -405,15 +453,18 @@ class Locator:
         if self._closed:
             raise RuntimeError("Locator is closed")
         parsed = via if isinstance(via, Via) else parse_via(via)
+        text = str(parsed)
+        watch = None if self._observer is None else self._watch(text)
         resolution = plan_response(
             parsed, self.options, self._rng_for, demoted=self._health.snapshot()
         )
         stream = TargetStream(
-            str(parsed),
+            text,
             resolution,
             self._lookups,
             deadline=self.options.deadline,
             max_concurrency=self.options.max_concurrency,
+            watch=watch,
         )
         self._streams.add(stream)
         return stream
@@ -448,7 +499,10 @@ class Locator:
             ValueError: unknown ``reason``, or ``retry_after`` negative or not finite.
         """
         endpoint = endpoint_of(target)
-        self._health.report_failure(endpoint, failure_reason(reason), retry_after)
+        why = failure_reason(reason)
+        self._health.report_failure(endpoint, why, retry_after)
+        if self._observer is not None:
+            self._observer(FailureReported(endpoint, why, retry_after))
         if self._sticky.enabled:
             self._sticky.forget(endpoint)
 
@@ -461,6 +515,8 @@ class Locator:
         endpoint = endpoint_of(target)
         self._health.report_success(endpoint)
         self._sticky.succeeded(endpoint)
+        if self._observer is not None:
+            self._observer(SuccessReported(endpoint))
 
     def is_demoted(self, target: Target | Endpoint) -> bool:
         """True when ``target``'s endpoint is demoted now (a reported failure holds)."""

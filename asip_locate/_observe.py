@@ -30,7 +30,7 @@ observer(Event(...))``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -219,6 +219,116 @@ def guard_observer(observer: Observer) -> Observer:
     if isinstance(observer, _Guarded):
         return observer
     return _Guarded(observer)
+
+
+class Watch:
+    """One locate's side of the observer: builds and sends that locate's events.
+
+    Made by the Locator only when it has an observer (sending ``LocateStarted``), so
+    a locate without one builds nothing; the stream checks ``watch is not None``.
+
+    Args:
+        observer: The Locator's (guarded) observer.
+        locate_id: The locate's number.
+        uri: The URI (or Via) as given.
+        in_flight: Whether a shared lookup for a query is in flight already
+            (``CachingBackend.in_flight``), to report joins as coalesced; or None.
+    """
+
+    __slots__ = ("ended", "in_flight", "joined", "locate_id", "observer", "then", "uri", "yields")
+
+    def __init__(
+        self,
+        observer: Observer,
+        locate_id: int,
+        uri: str,
+        in_flight: Callable[[Query], bool] | None = None,
+    ) -> None:
+        self.observer = observer
+        self.locate_id = locate_id
+        self.uri = uri
+        self.in_flight = in_flight
+        self.joined: set[object] = set()
+        """Lookups (futures) this locate joined rather than started."""
+        self.ended = False
+        self.yields = 0
+        """Targets yielded so far (the next TargetYielded's index)."""
+        self.then: Callable[[Hashable, Target], None] | None = None
+        observer(LocateStarted(locate_id, uri))
+
+    def joins(self, query: Query) -> bool:
+        """True when asking ``query`` now would join a lookup already in flight."""
+        in_flight = self.in_flight
+        return in_flight is not None and in_flight(query)
+
+    def sent(self, query: Query, joined: object = None) -> None:
+        """``query`` went to the backend; ``joined`` is the in-flight lookup it joined."""
+        if joined is not None:
+            self.joined.add(joined)
+        self.observer(QuerySent(self.locate_id, query, joined is not None))
+
+    def answered(self, answer: Answer, lookup: object = None) -> None:
+        """``answer`` came from the lookup ``lookup`` (network, joined, or stale)."""
+        if answer.stale:
+            source = AnswerSource.STALE
+        elif lookup is not None and lookup in self.joined:
+            self.joined.discard(lookup)
+            source = AnswerSource.COALESCED
+        else:
+            source = AnswerSource.NETWORK
+        self.observer(AnswerReceived(self.locate_id, answer, source))
+
+    def cached(self, answer: Answer) -> None:
+        """``answer`` came from memory without waiting."""
+        source = AnswerSource.STALE if answer.stale else AnswerSource.CACHE
+        self.observer(AnswerReceived(self.locate_id, answer, source))
+
+    def replayed(self, answers: tuple[Answer, ...], coalesced: bool = False) -> None:
+        """A compiled result was taken: report each answer behind it.
+
+        From memory (``cached``) unless ``coalesced``: the locate waited for another
+        locate of the same URI (single flight) and took its result, so each answer is
+        a query it joined (``QuerySent(coalesced=True)``, then source ``coalesced``).
+        """
+        observer, locate_id = self.observer, self.locate_id
+        for answer in answers:
+            if coalesced:
+                observer(QuerySent(locate_id, answer.query, True))
+                observer(AnswerReceived(locate_id, answer, AnswerSource.COALESCED))
+            else:
+                source = AnswerSource.STALE if answer.stale else AnswerSource.CACHE
+                observer(AnswerReceived(locate_id, answer, source))
+
+    def yielded(self, target: Target) -> None:
+        """``target`` was handed to the caller."""
+        index = self.yields
+        self.yields = index + 1
+        self.observer(TargetYielded(self.locate_id, self.uri, target, index))
+
+    def seeing(
+        self, then: Callable[[Hashable, Target], None] | None
+    ) -> Callable[[Hashable, Target], None]:
+        """A stream's ``seen`` callback that also reports each target (then calls ``then``).
+
+        The stream already calls ``seen`` (when set) per target it yields: riding on it,
+        a stream without an observer pays nothing per target for the hook.
+        """
+        self.then = then
+        return self._seen
+
+    def _seen(self, key: Hashable, target: Target) -> None:
+        then = self.then
+        if then is not None:
+            then(key, target)
+        self.yielded(target)
+
+    def done(self, yielded: int, error: BaseException | None = None, closed: bool = False) -> None:
+        """The locate ended (sent once; later calls do nothing)."""
+        if not self.ended:
+            self.ended = True
+            self.joined.clear()
+            failure = error if isinstance(error, LocateError) else None
+            self.observer(LocateDone(self.locate_id, self.uri, yielded, failure, closed))
 
 
 def fan_out(*observers: Observer) -> Observer:

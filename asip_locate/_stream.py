@@ -17,6 +17,7 @@ from types import TracebackType
 from asip_locate._backend import Capabilities, PendingAnswer
 from asip_locate._errors import LocateError, LocateTimeoutError, NoTargetsError
 from asip_locate._model import Answer, Discarded, Query, Target
+from asip_locate._observe import Watch
 from asip_locate._plan import Resolution
 
 log = logging.getLogger("asip_locate")
@@ -103,6 +104,8 @@ class TargetStream:
         flights: Single flight: with ``flight_key`` and ``replan``, a stream that
             starts while another of the same key is resolving waits for it, then
             takes ``replan()`` (normally the other's compiled result) instead.
+        watch: Reports this stream's events to the Locator's observer, or None (no
+            observer: then no event is built). See docs/observe.md.
     """
 
     __slots__ = (
@@ -130,6 +133,7 @@ class TargetStream:
         "_seen",
         "_waiter",
         "_wake",
+        "_watch",
         "_yielded",
         "key",
         "uri",
@@ -149,15 +153,18 @@ class TargetStream:
         flights: Flights | None = None,
         flight_key: Hashable = None,
         replan: Callable[[], Resolution] | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.uri = text
         self.key = key
+        self._watch = watch
         self._resolution = resolution
         self._lookups = lookups
         self._deadline = deadline
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
-        self._seen = seen
+        # With a watch, TargetYielded rides on ``seen``: no extra check per target.
+        self._seen = seen if watch is None else watch.seeing(seen)
         self._on_done = on_done
         # Released targets not yet yielded are _ready[_next_index:]; a finished
         # resolution (a cached locate) gives every target at once.
@@ -222,17 +229,33 @@ class TargetStream:
         if resolution.final and self._flights is None:  # a cached locate, all yielded
             self._closed = True
             if self._yielded:
+                if self._watch is not None:
+                    self._watch.done(self._yielded)
                 raise StopAsyncIteration
-            raise NoTargetsError(self.uri, resolution.attempts, resolution.reason)
+            error = NoTargetsError(self.uri, resolution.attempts, resolution.reason)
+            if self._watch is not None:
+                self._watch.done(0, error)
+            raise error
         if self._deadline_at is None:
             self._deadline_at = asyncio.get_running_loop().time() + self._deadline
         try:
             return await self._next()
-        except BaseException:
+        except BaseException as exc:
+            if self._watch is not None:
+                self._report_end(self._watch, exc)
             # E.g. the caller was cancelled: stop the lookups, but keep the stream
             # usable (iterating again sends the interrupted queries anew).
             self._interrupt()
             raise
+
+    def _report_end(self, watch: Watch, exc: BaseException) -> None:
+        """``exc`` left ``_next``: report the end if the stream has ended.
+
+        It ran out, failed, or was closed meanwhile; a cancelled ``next()`` leaves it
+        open, which is not an end.
+        """
+        if self._closed:
+            watch.done(self._yielded, exc)
 
     async def _next(self) -> Target:
         flights = self._flights
@@ -248,6 +271,8 @@ class TargetStream:
                     # next(): it leads with a plan of its own (or a compiled result).
                     self._resolution = self._replan()
                     self._ready = self._resolution.ready()
+                    if self._watch is not None and self._resolution.final:
+                        self._watch.replayed(self._resolution.attempts)  # from memory
             else:
                 await self._follow(flight)
         resolution = self._resolution
@@ -314,6 +339,9 @@ class TargetStream:
         self._resolution = self._replan()
         self._ready = self._resolution.ready()
         self._next_index = 0
+        if self._watch is not None and self._resolution.final:
+            # The leader's compiled result: its answers are lookups this stream joined.
+            self._watch.replayed(self._resolution.attempts, coalesced=True)
 
     def _finish(self) -> None:
         """The resolution is done: hand its result on, land a flight led."""
@@ -342,7 +370,10 @@ class TargetStream:
                 continue  # left for next(), which raises it
             del pending[future]
             owned.discard(future)  # type: ignore[arg-type,unused-ignore]
-            answers.append(future.result())
+            answer = future.result()
+            if self._watch is not None:
+                self._watch.answered(answer, future)
+            answers.append(answer)
         if not answers:
             return
         self._progressed = True
@@ -357,6 +388,7 @@ class TargetStream:
     def _start_queries(self) -> None:
         resolution = self._resolution
         cached, shared = self._lookups.cached, self._lookups.shared
+        watch = self._watch
         while True:
             room = self._max_concurrency - len(self._pending)
             if room <= 0:
@@ -368,10 +400,17 @@ class TargetStream:
             for query in queries:
                 answer = cached(query) if cached is not None else None
                 if answer is not None:
+                    if watch is not None:
+                        watch.cached(answer)
                     known.append(answer)
                     continue
                 if shared is not None:
-                    future = shared(query)
+                    if watch is not None:
+                        joins = watch.joins(query)  # asked before shared() starts it
+                        future = shared(query)
+                        watch.sent(query, future if joins else None)
+                    else:
+                        future = shared(query)
                 else:
                     submit = self._lookups.submit
                     owned: asyncio.Future[Answer] = (
@@ -381,6 +420,8 @@ class TargetStream:
                     )
                     self._owned.add(owned)
                     future = owned
+                    if watch is not None:
+                        watch.sent(query)
                 self._pending[future] = query
                 future.add_done_callback(self._waker())
             if known:
@@ -432,7 +473,10 @@ class TargetStream:
                 query = self._pending.pop(future)
                 self._owned.discard(future)  # type: ignore[arg-type,unused-ignore]
                 try:
-                    answers.append(self._result(query, future))
+                    answer = self._result(query, future)
+                    if self._watch is not None:
+                        self._watch.answered(answer, future)
+                    answers.append(answer)
                 except BaseException:
                     self._resolution.retry((query,))  # asked again if iterated again
                     raise
@@ -458,7 +502,10 @@ class TargetStream:
         answers, interrupted = [], []
         for future, query in self._pending.items():
             if future.done() and not future.cancelled() and future.exception() is None:
-                answers.append(future.result())
+                answer = future.result()
+                if self._watch is not None:
+                    self._watch.answered(answer, future)
+                answers.append(answer)
             else:
                 interrupted.append(query)
         self._pending.clear()
@@ -492,6 +539,8 @@ class TargetStream:
     async def aclose(self) -> None:
         """Stop: cancel lookups still running and wait until they are gone."""
         self._closed = True
+        if self._watch is not None:
+            self._watch.done(self._yielded, closed=True)  # unless it ended already
         tasks = self._cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -501,6 +550,8 @@ class TargetStream:
         if self._owned or self._leading:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 self._cancel()
+        if self._watch is not None:
+            self._watch.done(self._yielded, closed=True)  # unless it ended already
 
     async def __aenter__(self) -> TargetStream:
         return self

@@ -195,8 +195,7 @@ async def main() -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     tracer = provider.get_tracer("asip_locate")
-    # The ignore goes when Locator(observer=) is wired in (issue 14).
-    async with Locator(observer=OtelObserver(tracer)) as locator:  # type: ignore[call-arg]
+    async with Locator(observer=OtelObserver(tracer)) as locator:
         for uri in args.uri:
             with tracer.start_as_current_span("route call"):
                 try:

@@ -174,8 +174,7 @@ async def main() -> None:
     metrics = PrometheusObserver()
     start_http_server(args.port, addr="127.0.0.1", registry=metrics.registry)
     print(f"metrics on http://127.0.0.1:{args.port}/metrics")
-    # The ignore goes when Locator(observer=) is wired in (issue 14).
-    async with Locator(observer=metrics) as locator:  # type: ignore[call-arg]
+    async with Locator(observer=metrics) as locator:
         while True:
             for uri in args.uri:
                 try:

@@ -2,8 +2,8 @@
 
 The exporters in examples/ are driven by synthetic event sequences. Under CI=true a
 missing extra (prometheus_client, opentelemetry-sdk) fails these tests; locally they
-skip. The tests marked ``wired`` run a real Locator and need ``Locator(observer=)``;
-they skip until the core passes events (see docs/observe.md, "Emit points").
+skip. The ``test_wired_*`` tests run a real Locator with ``Locator(observer=)``
+(cold, compiled and single-flight locates; see docs/observe.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
-import inspect
 import ipaddress
 import logging
 import sys
@@ -52,10 +51,6 @@ from asip_locate.testing import FakeBackend
 from tests.conftest import DEMO_ZONE, IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
-WIRED = "observer" in inspect.signature(Locator).parameters
-wired = pytest.mark.skipif(
-    not WIRED, reason="Locator(observer=) is not wired into the core yet (issue 14)"
-)
 
 EVENT_TYPES = (
     LocateStarted,
@@ -408,14 +403,13 @@ def test_otel_without_uri_and_bounded(otel_example: ModuleType, tracing: Any) ->
     observer(FailureReported(E1, FailureReason.TIMEOUT))  # no span open for it: ignored
 
 
-# --- a real Locator (once the core is wired) ----------------------------------------
+# --- a real Locator ----------------------------------------------------------------
 
 
 def by_type(events: list[Event], cls: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, cls)]
 
 
-@wired
 async def test_wired_cold_then_cached_locate() -> None:
     events: list[Event] = []
     backend = FakeBackend(DEMO_ZONE)
@@ -456,7 +450,6 @@ async def test_wired_cold_then_cached_locate() -> None:
     assert [e.target for e in by_type(warm, TargetYielded)] == targets
 
 
-@wired
 async def test_wired_ends_failures_and_reports() -> None:
     events: list[Event] = []
     kwargs: dict[str, Any] = {"backend": FakeBackend(DEMO_ZONE), "observer": events.append}
@@ -492,7 +485,6 @@ async def test_wired_ends_failures_and_reports() -> None:
     ]
 
 
-@wired
 async def test_wired_coalesced_queries() -> None:
     events: list[Event] = []
     kwargs: dict[str, Any] = {
@@ -513,7 +505,6 @@ async def test_wired_coalesced_queries() -> None:
     assert not any(e.coalesced for e in by_type(events, QuerySent) if e.locate_id == first)
 
 
-@wired
 async def test_wired_raising_observer_never_breaks_a_locate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -530,7 +521,6 @@ async def test_wired_raising_observer_never_breaks_a_locate(
     assert len(caplog.records) == 1
 
 
-@wired
 async def test_wired_exporters_end_to_end(
     prometheus_example: ModuleType, otel_example: ModuleType, tracing: Any
 ) -> None:
@@ -549,3 +539,167 @@ async def test_wired_exporters_end_to_end(
     assert len(spans) == 2
     assert spans[1].attributes["asip_locate.queries"] == 0
     assert spans[1].attributes["asip_locate.targets_yielded"] == len(targets)
+
+
+def one_locate(events: list[Event], locate_id: int) -> list[Event]:
+    return [e for e in events if getattr(e, "locate_id", None) == locate_id]
+
+
+async def test_wired_compiled_stream_replays_answers_from_memory() -> None:
+    events: list[Event] = []
+    kwargs: dict[str, Any] = {"backend": FakeBackend(DEMO_ZONE), "observer": events.append}
+    async with Locator(LocateOptions(seed=1), **kwargs) as locator:
+        targets = await locator.resolve("sip:example.test")
+        cold = [e.answer for e in by_type(events, AnswerReceived)]
+        await locator.resolve("sip:example.test")  # compiles it
+        events.clear()
+        async with locator.locate("sip:example.test") as stream:
+            assert [t async for t in stream] == targets
+        full = list(events)
+        events.clear()
+        async with locator.locate("sip:example.test") as stream:
+            await anext(stream)
+        closed = list(events)
+
+    # A compiled locate: started, every answer behind it (from memory), targets, done.
+    assert isinstance(full[0], LocateStarted)
+    answers = by_type(full, AnswerReceived)
+    assert [type(e) for e in full] == [LocateStarted] + [AnswerReceived] * len(answers) + [
+        TargetYielded
+    ] * len(targets) + [LocateDone]
+    assert {a.source for a in answers} == {AnswerSource.CACHE}
+    assert sorted(a.answer.query for a in answers) == sorted(a.query for a in cold)
+    assert [e.index for e in by_type(full, TargetYielded)] == list(range(len(targets)))
+    assert full[-1] == LocateDone(full[0].locate_id, "sip:example.test", len(targets))
+
+    assert by_type(closed, TargetYielded)[0].index == 0
+    done = closed[-1]
+    assert isinstance(done, LocateDone)
+    assert (done.yielded, done.error, done.closed) == (1, None, True)
+    assert len(by_type(closed, LocateDone)) == 1
+
+
+async def test_wired_follower_streams_report_joined_queries() -> None:
+    events: list[Event] = []
+    kwargs: dict[str, Any] = {
+        "backend": FakeBackend(DEMO_ZONE, latency=0.01),
+        "observer": events.append,
+    }
+
+    async def drain() -> list[Target]:
+        async with locator.locate("sip:example.test") as stream:
+            return [t async for t in stream]
+
+    async with Locator(LocateOptions(seed=1), **kwargs) as locator:
+        one, two = await asyncio.gather(drain(), drain())
+    assert one == two
+    leader, follower = (one_locate(events, e.locate_id) for e in by_type(events, LocateStarted))
+    sent = by_type(leader, QuerySent)
+    assert sent
+    assert not any(e.coalesced for e in sent)
+    assert {e.source for e in by_type(leader, AnswerReceived)} == {AnswerSource.NETWORK}
+    # The follower took the leader's result: each answer is a query it joined.
+    joined = by_type(follower, QuerySent)
+    assert [e.query for e in joined] == [e.answer.query for e in by_type(follower, AnswerReceived)]
+    assert sorted(e.query for e in joined) == sorted(e.query for e in sent)
+    assert all(e.coalesced for e in joined)
+    assert {e.source for e in by_type(follower, AnswerReceived)} == {AnswerSource.COALESCED}
+    assert [e.target for e in by_type(follower, TargetYielded)] == two
+    assert isinstance(follower[0], LocateStarted)
+    assert follower[-1] == LocateDone(follower[0].locate_id, "sip:example.test", len(two))
+
+
+async def test_wired_cancelled_next_is_not_an_end() -> None:
+    events: list[Event] = []
+    kwargs: dict[str, Any] = {
+        "backend": FakeBackend(DEMO_ZONE, latency=0.05),
+        "observer": events.append,
+    }
+    async with Locator(LocateOptions(seed=1), **kwargs) as locator:
+        stream = locator.locate("sip:example.test")
+        task = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert by_type(events, LocateDone) == []
+        targets = [t async for t in stream]  # usable again: asks anew
+        await stream.aclose()
+    assert targets
+    (done,) = by_type(events, LocateDone)
+    assert (done.yielded, done.error, done.closed) == (len(targets), None, False)
+    # Asked again, the NAPTR query joins the cache's own lookup, which the cancelled
+    # next() left running for whoever asks next.
+    first, again = by_type(events, QuerySent)[:2]
+    assert first.query == again.query == Query("example.test", RType.NAPTR)
+    assert (first.coalesced, again.coalesced) == (False, True)
+    naptr = [e for e in by_type(events, AnswerReceived) if e.answer.query == first.query]
+    assert [e.source for e in naptr] == [AnswerSource.COALESCED]
+
+
+async def test_wired_garbage_collected_stream_is_closed() -> None:
+    import gc
+
+    events: list[Event] = []
+    kwargs: dict[str, Any] = {"backend": FakeBackend(DEMO_ZONE), "observer": events.append}
+    async with Locator(LocateOptions(seed=1), **kwargs) as locator:
+        stream = locator.locate("sip:example.test")
+        await anext(stream)
+        del stream
+        gc.collect()
+        done = events[-1]
+        assert isinstance(done, LocateDone)
+        assert (done.yielded, done.error, done.closed) == (1, None, True)
+
+
+async def test_wired_response_and_timeout() -> None:
+    events: list[Event] = []
+    kwargs: dict[str, Any] = {
+        "backend": FakeBackend(DEMO_ZONE, latency=1.0),
+        "observer": events.append,
+    }
+    async with Locator(LocateOptions(seed=1, deadline=0.05), **kwargs) as locator:
+        with pytest.raises(LocateTimeoutError) as info:
+            await locator.resolve("sip:example.test")
+        started = events[0]
+        assert isinstance(started, LocateStarted)
+        assert events[-1] == LocateDone(started.locate_id, "sip:example.test", 0, info.value)
+        events.clear()
+        via = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"
+        targets = await locator.resolve_response(via)
+    assert [type(e) for e in events] == [LocateStarted, TargetYielded, LocateDone]
+    assert [e.target for e in by_type(events, TargetYielded)] == targets
+
+
+async def test_wired_without_observer_no_event_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an event was built without an observer")
+
+    for module in (asip_locate._locator, asip_locate._observe):
+        for name in (*(t.__name__ for t in EVENT_TYPES), "Watch"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, no)
+    async with Locator(LocateOptions(seed=1), backend=FakeBackend(DEMO_ZONE)) as locator:
+        targets = await locator.resolve("sip:example.test")
+        for _ in range(2):
+            assert await locator.resolve("sip:example.test") == targets
+            async with locator.locate("sip:example.test") as stream:
+                assert [t async for t in stream] == targets
+        locator.report_failure(targets[0])
+        locator.report_success(targets[0])
+        with pytest.raises(NoTargetsError):
+            await locator.resolve("sip:gone.example.test")
+
+
+async def test_wired_without_cache_every_answer_is_from_the_network() -> None:
+    events: list[Event] = []
+    backend = FakeBackend(DEMO_ZONE)
+    kwargs: dict[str, Any] = {"backend": backend, "observer": events.append}
+    async with Locator(LocateOptions(seed=1, cache_size=0), **kwargs) as locator:
+        for _ in range(2):
+            targets = await locator.resolve("sip:example.test")
+    sent = by_type(events, QuerySent)
+    assert [e.query for e in sent] == backend.calls
+    assert not any(e.coalesced for e in sent)
+    assert {e.source for e in by_type(events, AnswerReceived)} == {AnswerSource.NETWORK}
+    assert [e.yielded for e in by_type(events, LocateDone)] == [len(targets)] * 2
