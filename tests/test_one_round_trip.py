@@ -6,15 +6,27 @@ stream with enough concurrency would, so "round 1" means one round trip.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from typing import Any
 
 import pytest
 
-from asip_locate import Answer, LocateOptions, Locator, NoTargetsError, Query, RType, Status
+from asip_locate import (
+    AiodnsBackend,
+    Answer,
+    LocateOptions,
+    Locator,
+    NoTargetsError,
+    Query,
+    RType,
+    Status,
+)
 from asip_locate._plan import Resolution, plan_request
 from asip_locate._uri import parse_uri
 from asip_locate.testing import FakeBackend, FakeClock, Zone, ZoneServer, drive
+from tests.conftest import IN_CI
 from tests.vectors import URI_CASES, options, zone_text
 
 SOA = "example.test. 3600 IN SOA ns.example.test. h.example.test. 1 7200 900 1209600 300"
@@ -293,3 +305,44 @@ async def test_use_additional_off_neither_uses_nor_caches_additional_data() -> N
         assert len(fake.calls) == 10  # NAPTR, 3 SRV and the 6 addresses
         cache = loc.backend
         assert cache._find(Query("t1.example.test", RType.A)).additional is False  # type: ignore[attr-defined]
+
+
+class Counting:
+    """Counts the questions a Locator sends (through any backend)."""
+
+    def __init__(self, inner: AiodnsBackend) -> None:
+        self.inner = inner
+        self.asked: list[Query] = []
+
+    async def query(self, query: Query) -> Answer:
+        self.asked.append(query)
+        return await self.inner.query(query)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("kind", ["nsd", "knot"])
+async def test_authoritative_servers_give_one_round_trip(kind: str) -> None:
+    # NSD and Knot put in-zone SRV targets' A/AAAA in the additional section: a cold
+    # locate of the benchmark domain (3 NAPTR -> 3 SRV -> 6 hosts) asks 4 questions.
+    binary = {"nsd": "nsd", "knot": "knotd"}[kind]
+    if not shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
+        message = f"{binary} is not installed (Debian package {kind})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from benchmarks import _servers, _zone
+
+    start = _servers.start_nsd if kind == "nsd" else _servers.start_knot
+    server = start(_zone.zone_text(1))
+    try:
+        counting = Counting(AiodnsBackend([server.address]))
+        async with Locator(LocateOptions(seed=1), backend=counting) as loc:
+            targets = await loc.resolve(f"sip:{_zone.domain(0)}")
+    finally:
+        server.stop()
+    assert len(targets) == _zone.TARGETS_PER_LOCATE
+    assert len(counting.asked) == 4
+    assert {q.rtype for q in counting.asked} == {RType.NAPTR, RType.SRV}
