@@ -641,7 +641,7 @@ async def run_big_srv(results: Results, server: Server, domains: Domains, plan: 
         "tracemalloc's net growth (after gc) over the cold locates of "
         f"{plan.big_names} such names through one Locator (first run), per name (the "
         "shared hosts' addresses were cached before, so this is what each name adds: its "
-        "cached SRV answer, additional-section data included, and cache bookkeeping); SRV "
+        "cached SRV answer and cache bookkeeping); SRV "
         "records cached = records in the cached SRV answer of one name (a cache hit "
         "through `Locator.backend`)."
     )
