@@ -241,8 +241,9 @@ class RedisHealthStore(HealthTable):
         timeout: Seconds any Redis command (and connecting) may take before Redis is
             considered unreachable.
         ping_interval: Seconds between PINGs that detect a silent outage.
-        reconnect_min, reconnect_max: Bounds of the exponential backoff (with
+        reconnect_min: Shortest wait, in seconds, of the exponential backoff (with
             jitter) between reconnection attempts.
+        reconnect_max: Longest wait, in seconds, of that backoff.
         max_pending: Reports queued while Redis is away; the oldest are dropped.
         max_hold: Longest hold shared, in seconds (a longer Retry-After is capped in
             Redis, kept in full locally); documents beyond it are rejected.

@@ -522,19 +522,21 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
     why = (
         f"; at {worst[0]} in flight the event-loop thread spends {lib_loop:.0f} µs per query "
         f"in the library vs {raw_loop:.0f} µs raw; the rest (c-ares' event thread) is "
-        f"{lib_rest:.0f} vs {raw_rest:.0f} µs. The loop-thread gap is the library's Python per "
-        "query (a task per query, the planner's bookkeeping, Answer/Target objects"
-        + (", the cache layer's store and coalescing" if S.has_cache() else "")
+        f"{lib_rest:.0f} vs {raw_rest:.0f} µs (AiodnsBackend drives c-ares from the loop "
+        "thread; raw aiodns uses c-ares' event thread). The gap is the library's Python per "
+        "query (the planner's bookkeeping, Answer/Target objects"
+        + (", the cache layer's stores and coalescing" if S.has_cache() else "")
         + ")"
     )
     results.goals.append(
         (
-            "library CPU per DNS query <= 1.5x raw aiodns",
+            "library CPU per cold locate <= 1.25x raw aiodns, same 16 questions in the same "
+            "3 waves (cache on)",
             ", ".join(f"{r:.2f}x at {c}" for c, r in ratios),
             f"worst {worst[1]:.2f}x (at {worst[0]} in flight)",
             "met"
-            if worst[1] <= 1.5
-            else f"MISSED by {worst[1] - 1.5:.2f}x at {worst[0]} in flight{why}",
+            if worst[1] <= 1.25
+            else f"MISSED by {worst[1] - 1.25:.2f}x at {worst[0]} in flight{why}",
         )
     )
 
@@ -742,7 +744,8 @@ async def run_storm(results: Results, server: Server, domains: Domains, plan: Pl
         "Each row: that many `resolve()` calls of one fresh domain started at once with "
         "`asyncio.gather` on one Locator (one c-ares channel), default options (deadline "
         "10 s). Queries are counted by the relay (zero delay) in front of the server, per "
-        "(name, type)."
+        "(name, type); distinct (name, type) = the questions of the 16 a locate may ask that "
+        "were asked at all (with additional data on, the addresses are not asked)."
     )
     if not S.has_cache():
         section.text("")

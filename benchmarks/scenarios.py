@@ -470,9 +470,11 @@ async def storm(nameserver: str, domains: Domains, *, locates: int, counted: Rel
     stats = counted.stats()
     wanted = {f"{n}/{t}" for n, t in queries(name)}
     per_question = {f"{n}/{t}": c for n, t, c in stats["counts"] if f"{n}/{t}" in wanted}
+    # Each question the locates asked counts once (with additional data they ask only
+    # the NAPTR and SRV questions: the addresses come along).
     return Storm(
-        locates, sum(results), wall, len(wanted), sum(per_question.values()), per_question,
-        dict(errors), single,
+        locates, sum(results), wall, len(per_question), sum(per_question.values()),
+        per_question, dict(errors), single,
     )  # fmt: skip
 
 
