@@ -496,11 +496,13 @@ class CachingBackend:
 
     def _store(self, answer: Answer, now: float) -> Answer:
         additional = answer.additional
-        if not additional or not self.options.use_additional:
-            return self._store_answer(replace(answer, additional=()) if additional else answer, now)
+        if not additional:
+            return self._store_answer(answer, now)
         # The entry keeps the SRV RRset alone; its targets' addresses are entries of
         # their own (lower rank). This resolution gets them all, in-domain or not.
         view = self._store_answer(replace(answer, additional=()), now)
+        if not self.options.use_additional:
+            return view
         self._store_additional(answer.query.name, additional, now)
         return replace(view, additional=additional)
 
