@@ -148,7 +148,15 @@ class Compiled:
     knows its dependents: per-dependency invalidation).
     """
 
-    __slots__ = ("entries", "lookups", "template", "valid", "valid_until", "views_until")
+    __slots__ = (
+        "entries",
+        "lookups",
+        "replay",
+        "template",
+        "valid",
+        "valid_until",
+        "views_until",
+    )
 
     def __init__(self, template: Template, entries: dict[Query, _Entry], now: float) -> None:
         self.template = template
@@ -158,6 +166,8 @@ class Compiled:
         self.valid_until = min(min(e.fresh_until, e.refresh_at) for e in entries.values())
         template.set_expiry(lambda query: entries[query].fresh_until)
         self.views_until = template.retime(now)
+        self.replay: Resolution | None = None
+        """The finished Resolution its streams share (``CachingBackend.replay``)."""
 
     def attempts(self, now: float) -> tuple[Answer, ...]:
         """The answers behind it, with their remaining TTL at ``now``."""
@@ -323,6 +333,23 @@ class CachingBackend:
             discarded=template.discarded,
             reason=template.reason,
         )
+
+    def replay(self, compiled: Compiled) -> Resolution:
+        """The finished Resolution behind every stream replaying ``compiled``.
+
+        Shared and built once: it holds no targets (each stream is given those from
+        ``Template.expand``), only what a stream reports (attempts, discarded, reason).
+        """
+        replay = compiled.replay
+        if replay is None:
+            template, clock = compiled.template, self._clock
+            replay = compiled.replay = Resolution.finished(
+                [],
+                attempts=lambda: compiled.attempts(clock()),
+                discarded=template.discarded,
+                reason=template.reason,
+            )
+        return replay
 
     def compile(self, key: Hashable, resolution: Resolution) -> None:
         """Offer ``resolution`` (done) as the result for location ``key``.

@@ -17,7 +17,7 @@ import itertools
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -273,7 +273,9 @@ class HealthTable:
         The same frozenset is returned until a report, a clear or an expiry changes
         the table, so a locate with an unchanged table costs one clock read.
         """
-        self._expire(self._clock())
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= self._clock():
+            self._expire(self._clock())
         if self._frozen is None:
             self._frozen = frozenset(self._demoted)
         return self._frozen
@@ -300,8 +302,9 @@ class StickyTable:
 
     A location key names what decides a resolution (scheme, RFC 3263 TARGET, port,
     transport), so ``sip:alice@example.com`` and ``sip:bob@example.com`` share one.
-    Streams report what they yield (``seen``) so that ``succeeded(endpoint)`` knows
-    which keys the endpoint was located for. Disabled when ``hold`` or ``size`` is 0.
+    Each resolution tells the table once which targets it released for its key
+    (``located``), so that ``succeeded(endpoint)`` knows which keys the endpoint was
+    located for. Disabled when ``hold`` or ``size`` is 0.
     """
 
     def __init__(self, *, size: int, hold: float, clock: Callable[[], float]) -> None:
@@ -311,23 +314,41 @@ class StickyTable:
         self._origins: OrderedDict[Endpoint, dict[Hashable, Target]] = OrderedDict()
         self._sticky: OrderedDict[Hashable, _Sticky] = OrderedDict()
         self._sticky_keys: dict[Endpoint, set[Hashable]] = {}  # reverse of _sticky
+        self._told: dict[Hashable, object] = {}
+        """Per key, the source (a compiled result) whose targets ``_origins`` holds."""
 
     @property
     def enabled(self) -> bool:
         """True when stickiness is on (``LocateOptions.sticky_for`` > 0)."""
         return self.hold > 0 and self.size > 0
 
-    def seen(self, key: Hashable, target: Target) -> None:
-        """A stream for ``key`` yielded ``target``."""
-        endpoint = target.endpoint
-        keys = self._origins.pop(endpoint, {})
-        keys.pop(key, None)
-        keys[key] = target
-        while len(keys) > _KEYS_PER_ENDPOINT:
-            del keys[next(iter(keys))]
-        self._origins[endpoint] = keys
-        while len(self._origins) > self.size:
-            self._origins.popitem(last=False)
+    def located(self, key: Hashable, targets: Iterable[Target], source: object = None) -> None:
+        """A resolution for ``key`` released ``targets``.
+
+        ``source`` names what produced them when it is reused (a compiled result,
+        replayed by many locates): telling the same source again costs one look-up.
+        """
+        if source is not None:
+            if self._told.get(key) is source:
+                return
+            self._told[key] = source
+            while len(self._told) > self.size:
+                del self._told[next(iter(self._told))]
+        origins = self._origins
+        for target in targets:
+            endpoint = target.endpoint
+            keys = origins.pop(endpoint, {})
+            keys.pop(key, None)
+            keys[key] = target
+            while len(keys) > _KEYS_PER_ENDPOINT:
+                dropped = next(iter(keys))
+                del keys[dropped]
+                self._told.pop(dropped, None)
+            origins[endpoint] = keys
+        while len(origins) > self.size:
+            # Forgotten: their keys' sources must tell the table again.
+            for lost in origins.popitem(last=False)[1]:
+                self._told.pop(lost, None)
 
     def succeeded(self, endpoint: Endpoint) -> None:
         """Make ``endpoint`` sticky for every key it was recently located for."""
@@ -357,6 +378,7 @@ class StickyTable:
             self._sticky.clear()
             self._sticky_keys.clear()
             self._origins.clear()
+            self._told.clear()
             return
         for key in self._sticky_keys.pop(endpoint, set()):
             del self._sticky[key]

@@ -29,7 +29,7 @@ from asip_locate._model import Endpoint, FailureReason, Target, Transport
 from asip_locate._observe import FailureReported, Observer, SuccessReported, Watch, guard_observer
 from asip_locate._options import IpStrategy, LocateOptions
 from asip_locate._plan import Resolution, RngFactory, plan_request
-from asip_locate._stream import Flights, TargetStream
+from asip_locate._stream import Closing, Flights, TargetStream
 from asip_locate._uri import SipUri, parse_uri
 from asip_locate._via import Via, parse_via, plan_response
 
@@ -86,10 +86,10 @@ class _FastRandom:
     bias of scaling a 53-bit float to a range of SRV weights is below 2**-37.
     """
 
-    __slots__ = ("_random",)
+    __slots__ = ("_random", "random")
 
     def __init__(self, source: random.Random) -> None:
-        self._random = source.random
+        self._random = self.random = source.random
 
     def randint(self, a: int, b: int) -> int:
         return a + int(self._random() * (b - a + 1))
@@ -157,7 +157,7 @@ class Locator:
         self._cache = backend if isinstance(backend, CachingBackend) else None
         self._lookups = Capabilities.of(backend)  # resolved once
         self._sticky = StickyTable(size=options.health_size, hold=options.sticky_for, clock=clock)
-        self._seen = self._sticky.seen if self._sticky.enabled else None
+        self._located = self._sticky.located if self._sticky.enabled else None
         self._random = random.Random()
         seed = options.seed
         if seed is None:
@@ -175,6 +175,9 @@ class Locator:
         """Stands for this Locator's options in compiled keys (a cache may be shared)."""
         self._parsed: dict[tuple[str, bool], tuple[SipUri, LocationKey, tuple[Hashable, ...]]] = {}
         self._streams: weakref.WeakSet[TargetStream] = weakref.WeakSet()
+        """Streams that may have lookups to stop (those replaying a compiled result
+        check ``_closing`` instead)."""
+        self._closing = Closing()
         self._closed = False
         self._observer = None if observer is None else guard_observer(observer)
         self._locate_ids = itertools.count(1)
@@ -268,35 +271,44 @@ class Locator:
         """
         if self._closed:
             raise RuntimeError("Locator is closed")
-        options, token = self._variant(transports, ip_strategy)
-        parsed, key, compiled_key = self._parse(uri, as_sips)
-        if token != self._token:
+        known = self._parsed.get((uri, as_sips)) if isinstance(uri, str) else None
+        parsed, key, compiled_key = known or self._parse(uri, as_sips)
+        if transports is None and ip_strategy is None:
+            options = self.options
+        else:
+            options, token = self._variant(transports, ip_strategy)
             compiled_key = (*compiled_key[:-1], token)
         text = uri if isinstance(uri, str) else str(uri)
         watch = None if self._observer is None else self._watch(text)
         # Frozen now: failures reported while this stream runs do not reorder it.
         demoted = self._health.snapshot()
-        prefer = self._sticky.preferred(key) if self._seen is not None else None
+        located = self._located
+        prefer = self._sticky.preferred(key) if located is not None else None
         cache = self._cache
         compiled = cache.compiled(compiled_key) if cache is not None else None
         if cache is not None and compiled is not None:
-            rng_for = None if self._replay_draw else self._rng_for
+            targets = compiled.template.expand(
+                None if self._replay_draw else self._rng_for, prefer, demoted
+            )
+            if located is not None:
+                located(key, targets, compiled.template)  # once per compiled result
             stream = TargetStream(
                 text,
-                cache.resolution(compiled, rng_for, prefer, demoted),
+                compiled.replay or cache.replay(compiled),
                 self._lookups,
                 deadline=self.options.deadline if deadline is None else deadline,
                 max_concurrency=options.max_concurrency,
                 key=key,
-                seen=self._seen,
+                ready=targets,
                 watch=watch,
+                closing=self._closing,
             )
             if watch is not None:
                 watch.replayed(stream.attempts)  # every answer behind it, from memory
-        else:
-            stream = self._cold_stream(
-                text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline, watch
-            )
+            return stream
+        stream = self._cold_stream(
+            text, parsed, as_sips, key, compiled_key, options, prefer, demoted, deadline, watch
+        )
         self._streams.add(stream)
         return stream
 
@@ -347,7 +359,7 @@ class Locator:
             deadline=self.options.deadline if deadline is None else deadline,
             max_concurrency=options.max_concurrency,
             key=key,
-            seen=self._seen,
+            located=self._located,
             on_done=on_done,
             flights=self._flights,
             flight_key=compiled_key,
@@ -401,8 +413,8 @@ class Locator:
                 compiled = cache.compiled(compiled_key)
             if compiled is not None:
                 demoted = self._health.snapshot()
-                seen = self._seen
-                prefer = self._sticky.preferred(key) if seen is not None else None
+                located = self._located
+                prefer = self._sticky.preferred(key) if located is not None else None
                 rng_for = None if self._replay_draw else self._rng_for
                 targets = compiled.template.expand(rng_for, prefer, demoted)
                 if watch is not None:
@@ -414,9 +426,8 @@ class Locator:
                     resolution = cache.resolution(compiled, rng_for, prefer, demoted)
                     error = NoTargetsError(text, resolution.attempts, resolution.reason)
                     raise _ended(watch, error)
-                if seen is not None:
-                    for target in targets:
-                        seen(key, target)
+                if located is not None:
+                    located(key, targets, compiled.template)  # once per compiled result
                 if watch is not None:
                     for target in targets:
                         watch.yielded(target)
@@ -550,6 +561,7 @@ class Locator:
         if self._closed:
             return
         self._closed = True
+        self._closing.closed = True
         for stream in list(self._streams):
             stream.abort(LocateError(f"{stream.uri}: locator closed"))
             await stream.aclose()

@@ -30,7 +30,7 @@ observer(Event(...))``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -235,7 +235,7 @@ class Watch:
             (``CachingBackend.in_flight``), to report joins as coalesced; or None.
     """
 
-    __slots__ = ("ended", "in_flight", "joined", "locate_id", "observer", "then", "uri", "yields")
+    __slots__ = ("ended", "in_flight", "joined", "locate_id", "observer", "uri", "yields")
 
     def __init__(
         self,
@@ -253,7 +253,6 @@ class Watch:
         self.ended = False
         self.yields = 0
         """Targets yielded so far (the next TargetYielded's index)."""
-        self.then: Callable[[Hashable, Target], None] | None = None
         observer(LocateStarted(locate_id, uri))
 
     def joins(self, query: Query) -> bool:
@@ -304,23 +303,6 @@ class Watch:
         index = self.yields
         self.yields = index + 1
         self.observer(TargetYielded(self.locate_id, self.uri, target, index))
-
-    def seeing(
-        self, then: Callable[[Hashable, Target], None] | None
-    ) -> Callable[[Hashable, Target], None]:
-        """A stream's ``seen`` callback that also reports each target (then calls ``then``).
-
-        The stream already calls ``seen`` (when set) per target it yields: riding on it,
-        a stream without an observer pays nothing per target for the hook.
-        """
-        self.then = then
-        return self._seen
-
-    def _seen(self, key: Hashable, target: Target) -> None:
-        then = self.then
-        if then is not None:
-            then(key, target)
-        self.yielded(target)
 
     def done(self, yielded: int, error: BaseException | None = None, closed: bool = False) -> None:
         """The locate ended (sent once; later calls do nothing)."""

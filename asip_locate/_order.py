@@ -20,6 +20,10 @@ class Rng(Protocol):
         """Return a uniform integer N with a <= N <= b."""
         ...
 
+    def random(self) -> float:
+        """Return a uniform float in [0.0, 1.0)."""
+        ...
+
 
 def naptr_order(
     records: Iterable[tuple[NaptrRecord, Transport]], preferred: Sequence[Transport]
@@ -84,9 +88,7 @@ def srv_draw(groups: Sequence[SrvGroup], rng: Rng, *, forced_draws: bool = True)
                 randint(0, weights[0])
             ordered.append(records[0])
         elif size == 2:  # the common pair, unrolled (the same draws as the scan)
-            first, second = weights
-            total = first + second
-            index = randint(0, 1) if total == 0 else 0 if randint(0, total) <= first else 1
+            index = 0 if pair_first(weights, rng) else 1
             if forced_draws:
                 randint(0, weights[1 - index])
             ordered += (records[index], records[1 - index])
@@ -95,6 +97,29 @@ def srv_draw(groups: Sequence[SrvGroup], rng: Rng, *, forced_draws: bool = True)
         else:
             ordered += _draw_tree(group.records, group.weights, rng)
     return ordered
+
+
+def pair_first(weights: Sequence[int], rng: Rng) -> bool:
+    """The RFC 2782 draw for a group of two records: True if the first comes first.
+
+    The same draws as the scan makes for two records (``srv_draw`` uses it).
+    """
+    first, second = weights
+    total = first + second
+    if total == 0:
+        return rng.randint(0, 1) == 0
+    return rng.randint(0, total) <= first
+
+
+def pair_chance(weights: Sequence[int]) -> float:
+    """The chance that ``pair_first`` is True: one ``random()`` below it draws the pair.
+
+    R is uniform over the total + 1 integers 0..total, and the first record wins for
+    R <= its weight (RFC 2782); with both weights 0 the pick is uniform.
+    """
+    first, second = weights
+    total = first + second
+    return 0.5 if total == 0 else (first + 1) / (total + 1)
 
 
 _SMALL = 64

@@ -36,6 +36,7 @@ from asip_locate._order import (
     SrvGroup,
     address_order,
     naptr_order,
+    pair_chance,
     srv_draw,
     srv_groups,
 )
@@ -469,7 +470,6 @@ class Resolution:
         "_discarded",
         "_duplicates",
         "_early",
-        "_final",
         "_guesses",
         "_held",
         "_injected",
@@ -479,6 +479,7 @@ class Resolution:
         "_roots",
         "_seen",
         "error",
+        "final",
     )
 
     def __init__(
@@ -501,7 +502,8 @@ class Resolution:
         self._seen: set[Endpoint] = set()
         self._held: list[Target] = []
         self._duplicates = False
-        self._final = False
+        self.final = False
+        """True for a resolution made ``finished`` (no plan behind it)."""
         self._early = early
         """Queries worth sending before any branch needs them (early SRV), offered
         while the NAPTR answer is awaited."""
@@ -539,7 +541,7 @@ class Resolution:
         self._seen = set()
         self._held = []
         self._duplicates = False
-        self._final = True
+        self.final = True
         self._early = ()
         self._guesses = set()
         self._injected = 0
@@ -556,11 +558,6 @@ class Resolution:
     def discarded(self) -> tuple[Discarded, ...]:
         """Records seen but not used, and why, in the order they were met."""
         return self._discarded if self._ctx is None else tuple(self._ctx.discarded)
-
-    @property
-    def final(self) -> bool:
-        """True for a resolution made ``finished`` (no plan behind it)."""
-        return self._final
 
     @property
     def done(self) -> bool:
@@ -665,7 +662,7 @@ class Resolution:
         plan is done, then released in RFC order (it is never dropped).
         """
         items = self._items
-        if self._final:
+        if self.final:
             self._items = []
             return items  # type: ignore[return-value]
         count = 0
@@ -843,7 +840,16 @@ class Template:
     planner's own functions. The cache decides how long a template stays valid.
     """
 
-    __slots__ = ("_replayed", "attempts", "discarded", "hosts", "nodes", "reason", "unique")
+    __slots__ = (
+        "_program",
+        "_replayed",
+        "attempts",
+        "discarded",
+        "hosts",
+        "nodes",
+        "reason",
+        "unique",
+    )
 
     def __init__(
         self,
@@ -865,6 +871,8 @@ class Template:
         their order differs): expanding needs no de-duplication."""
         self._replayed: list[Target] | None = None
         """The replayed draw without stickiness or demotion, until the next retime."""
+        self._program: list[_Step] | None = None
+        """The fresh-draw expansion flattened into steps, until the next retime."""
 
     @property
     def size(self) -> int:
@@ -903,7 +911,7 @@ class Template:
                     )
                 )
             host.targets = tuple(targets)
-        self._replayed = None
+        self._replayed = self._program = None
         return changes
 
     def expand(
@@ -926,6 +934,24 @@ class Template:
             if replayed is None:
                 replayed = self._replayed = self._expand(None, None, demoted)
             return list(replayed)
+        if rng_for is not None and prefer is None and not demoted and self.unique:
+            # The usual cached locate: only the draws differ, over prebuilt steps.
+            program = self._program
+            if program is None:
+                program = self._program = _flatten(self.nodes)
+            if program:
+                out: list[Target] = []
+                for step in program:
+                    kind = type(step)
+                    if kind is tuple:
+                        out += step  # type: ignore[arg-type]
+                    elif kind is _PairStep:  # inlined: the common case, once per pair
+                        pair: _PairStep = step  # type: ignore[assignment]
+                        chosen = rng_for(pair.name).random() < pair.chance
+                        out += pair.first if chosen else pair.second
+                    else:
+                        out += step.draw(rng_for)  # type: ignore[union-attr]
+                return out
         return self._expand(rng_for, prefer, demoted)
 
     def _expand(
@@ -938,6 +964,83 @@ class Template:
             out = _release(out, set(), demoted, held)
             out += held
         return out
+
+
+class _PairStep:
+    """An SRV priority group of two records: one draw picks one of two prebuilt orders."""
+
+    __slots__ = ("chance", "first", "name", "second")
+
+    def __init__(
+        self,
+        name: str,
+        weights: tuple[int, ...],
+        first: tuple[Target, ...],
+        second: tuple[Target, ...],
+    ) -> None:
+        self.name = name
+        self.chance = pair_chance(weights)
+        """The chance that the group's first record is drawn first (RFC 2782)."""
+        self.first = first
+        """The targets when the group's first record is drawn first."""
+        self.second = second
+
+
+class _GroupStep:
+    """An SRV priority group of three or more records, drawn as ``srv_draw`` does."""
+
+    __slots__ = ("groups", "name", "targets")
+
+    def __init__(self, name: str, group: SrvGroup, targets: dict[int, tuple[Target, ...]]) -> None:
+        self.name = name
+        self.groups = (group,)
+        self.targets = targets
+        """Each record's targets, keyed by ``id(record)``."""
+
+    def draw(self, rng_for: RngFactory) -> list[Target]:
+        targets = self.targets
+        out: list[Target] = []
+        for record in srv_draw(self.groups, rng_for(self.name), forced_draws=False):
+            out += targets[id(record)]
+        return out
+
+
+_Step = tuple[Target, ...] | _PairStep | _GroupStep
+
+
+def _flatten(nodes: list[_Node]) -> list[_Step]:
+    """``nodes`` as steps: runs of fixed targets, one draw per SRV group of 2+ records.
+
+    Empty when some SRV record gave more than one host (then ``_emit`` is used).
+    """
+    steps: list[_Step] = []
+    fixed: list[Target] = []
+    for node in nodes:
+        if isinstance(node, _THost):
+            fixed += node.targets
+        elif isinstance(node, _TSrv):
+            hosts = node.hosts
+            if hosts is None:
+                return []
+            for group in node.groups:
+                records = group.records
+                if len(records) == 1:
+                    fixed += hosts[id(records[0])].targets  # a lone record: no draw
+                    continue
+                if fixed:
+                    steps.append(tuple(fixed))
+                    fixed = []
+                if len(records) == 2:
+                    a, b = (hosts[id(r)].targets for r in records)
+                    steps.append(_PairStep(node.name, group.weights, a + b, b + a))
+                else:
+                    by_record = {id(r): hosts[id(r)].targets for r in records}
+                    steps.append(_GroupStep(node.name, group, by_record))
+        else:
+            fixed.append(node)
+    if fixed:
+        steps.append(tuple(fixed))
+    return steps
 
 
 def _collect_hosts(nodes: list[_Node], hosts: list[_THost]) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from types import TracebackType
 
 from asip_locate._backend import Capabilities, PendingAnswer
@@ -22,8 +22,25 @@ from asip_locate._plan import Resolution
 
 log = logging.getLogger("asip_locate")
 
-Seen = Callable[[Hashable, Target], None]
-"""Told (location key, target) for each target yielded (the sticky table's ``seen``)."""
+Located = Callable[[Hashable, Sequence[Target]], None]
+"""Told (location key, targets) per batch of targets a resolution releases (the
+sticky table's ``located``): once for a resolution whose targets are all known."""
+
+
+class Closing:
+    """A Locator's closed flag, shared by its streams.
+
+    Streams replaying a compiled result are not tracked one by one (that would cost
+    more than the rest of a cached locate): they check this flag instead.
+    """
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+
+_NEVER_CLOSED = Closing()
 
 
 class Flights:
@@ -80,6 +97,23 @@ class Flights:
             flight.set_result(None)
 
 
+class _Flight:
+    """A stream's part in single flight (see Flights)."""
+
+    __slots__ = ("flights", "joined", "key", "leading", "pump_due", "replan")
+
+    def __init__(self, flights: Flights, key: Hashable, replan: Callable[[], Resolution]) -> None:
+        self.flights = flights
+        self.key = key
+        self.replan = replan
+        self.joined = False
+        """The stream has led or followed (``Flights.join``) already."""
+        self.leading = False
+        """True while the stream leads: it then advances from its lookups' callbacks
+        (eagerly), so followers never wait for the stream's consumer."""
+        self.pump_due = False
+
+
 class TargetStream:
     """An async iterator (and async context manager) of Targets in RFC 3263 order.
 
@@ -97,8 +131,11 @@ class TargetStream:
         lookups: The backend's capabilities (``Capabilities.of``).
         deadline: Seconds the stream may wait for DNS, from the first ``next()``.
         max_concurrency: Lookups in flight at once.
-        key: The location key, told to ``seen`` with every target yielded.
-        seen: Called with (key, target) per target yielded (stickiness), or None.
+        key: The location key, told to ``located`` with the targets released.
+        located: Called with (key, targets) per batch of targets the resolution
+            releases (stickiness), or None.
+        ready: The targets of a finished resolution (a compiled locate), instead of
+            ``resolution.ready()``.
         on_done: Called once with the stream when its resolution is done (the
             Locator keeps the result for later locates of the same key).
         flights: Single flight: with ``flight_key`` and ``replan``, a stream that
@@ -106,18 +143,20 @@ class TargetStream:
             takes ``replan()`` (normally the other's compiled result) instead.
         watch: Reports this stream's events to the Locator's observer, or None (no
             observer: then no event is built). See docs/observe.md.
+        closing: The owner's Closing flag: once set, iterating raises LocateError
+            ("locator closed").
     """
 
     __slots__ = (
         "__weakref__",
         "_active",
         "_closed",
+        "_closing",
         "_deadline",
         "_deadline_at",
         "_error",
-        "_flight_key",
-        "_flights",
-        "_leading",
+        "_flight",
+        "_located",
         "_lookups",
         "_max_concurrency",
         "_next_index",
@@ -125,16 +164,12 @@ class TargetStream:
         "_owned",
         "_pending",
         "_progressed",
-        "_pump_due",
         "_ready",
-        "_replan",
-        "_replan_flights",
         "_resolution",
-        "_seen",
+        "_trimmed",
         "_waiter",
         "_wake",
         "_watch",
-        "_yielded",
         "key",
         "uri",
     )
@@ -148,14 +183,17 @@ class TargetStream:
         deadline: float,
         max_concurrency: int,
         key: Hashable = None,
-        seen: Seen | None = None,
+        located: Located | None = None,
+        ready: list[Target] | None = None,
         on_done: Callable[[TargetStream], None] | None = None,
         flights: Flights | None = None,
         flight_key: Hashable = None,
         replan: Callable[[], Resolution] | None = None,
         watch: Watch | None = None,
+        closing: Closing = _NEVER_CLOSED,
     ) -> None:
         self.uri = text
+        self._closing = closing
         self.key = key
         self._watch = watch
         self._resolution = resolution
@@ -163,33 +201,30 @@ class TargetStream:
         self._deadline = deadline
         self._deadline_at: float | None = None
         self._max_concurrency = max_concurrency
-        # With a watch, TargetYielded rides on ``seen``: no extra check per target.
-        self._seen = seen if watch is None else watch.seeing(seen)
+        self._located = located
         self._on_done = on_done
         # Released targets not yet yielded are _ready[_next_index:]; a finished
         # resolution (a cached locate) gives every target at once.
-        self._ready: list[Target] = resolution.ready()
+        self._ready: list[Target] = resolution.ready() if ready is None else ready
         self._next_index = 0
+        if located is not None and self._ready:
+            located(key, self._ready)
         self._pending: dict[PendingAnswer, Query] = {}
         """Every lookup waited for; those in ``_owned`` are this stream's to cancel, the
         others belong to the backend (shared between streams)."""
         self._owned: set[asyncio.Future[Answer]] = set()
         self._waiter: asyncio.Future[None] | None = None
         self._wake: Callable[[object], None] | None = None  # made on first use
-        self._yielded = 0
+        self._trimmed = 0
+        """Targets yielded and dropped from ``_ready`` (see ``_yielded``)."""
         self._closed = False
         self._error: BaseException | None = None
         """Raised by every later ``next()`` (e.g. "locator closed")."""
-        self._flights = flights if replan is not None else None
-        self._replan_flights = self._flights
-        self._flight_key = flight_key
-        self._replan = replan
-        self._leading = False
-        """True while this stream leads a flight: it then advances from its lookups'
-        callbacks (eagerly), so followers never wait for this stream's consumer."""
+        self._flight = (
+            None if flights is None or replan is None else _Flight(flights, flight_key, replan)
+        )
         self._active = False
         self._progressed = False
-        self._pump_due = False
 
     def __repr__(self) -> str:
         return (
@@ -208,34 +243,50 @@ class TargetStream:
         """Records this stream's answers held but the planner did not use, and why."""
         return self._resolution.discarded
 
-    def __aiter__(self) -> TargetStream:
+    def __aiter__(self) -> AsyncIterator[Target]:
+        if self._resolution.final and (self._flight is None or self._flight.joined):
+            # Every target is known (a cached locate): an async generator's C-level
+            # __anext__ costs a third of a coroutine's per target.
+            return self._replay()
         return self
+
+    @property
+    def _yielded(self) -> int:
+        return self._trimmed + self._next_index
+
+    async def _replay(self) -> AsyncIterator[Target]:
+        """Yield the known targets, then end as ``__anext__`` does (they share state).
+
+        A finished resolution's ``_ready`` never changes, so it is iterated directly.
+        """
+        watch, closing = self._watch, self._closing
+        index = self._next_index
+        for target in self._ready[index:] if index else self._ready:
+            if self._closed or closing.closed:  # aclose(), or Locator.aclose()
+                break
+            index += 1
+            self._next_index = index
+            if watch is not None:
+                watch.yielded(target)
+            yield target
+        self._end_final()
 
     async def __anext__(self) -> Target:
         # Fast path: a target already released (every target of a cached locate).
         index = self._next_index
-        if index < len(self._ready) and self._error is None:
+        if index < len(self._ready) and not self._closed and not self._closing.closed:
             self._next_index = index + 1
-            self._yielded += 1
             target = self._ready[index]
-            if self._seen is not None:
-                self._seen(self.key, target)
+            if self._watch is not None:
+                self._watch.yielded(target)
             return target
+        if self._resolution.final and (self._flight is None or self._flight.joined):
+            self._end_final()
+            raise StopAsyncIteration
         if self._error is not None:
             raise self._error
         if self._closed:
             raise StopAsyncIteration
-        resolution = self._resolution
-        if resolution.final and self._flights is None:  # a cached locate, all yielded
-            self._closed = True
-            if self._yielded:
-                if self._watch is not None:
-                    self._watch.done(self._yielded)
-                raise StopAsyncIteration
-            error = NoTargetsError(self.uri, resolution.attempts, resolution.reason)
-            if self._watch is not None:
-                self._watch.done(0, error)
-            raise error
         if self._deadline_at is None:
             self._deadline_at = asyncio.get_running_loop().time() + self._deadline
         try:
@@ -248,6 +299,30 @@ class TargetStream:
             self._interrupt()
             raise
 
+    def _end_final(self) -> None:
+        """A finished resolution (a cached locate) has no target left: end the stream.
+
+        Returns when it ended well (some target was yielded, or it had ended before);
+        raises the error that ends it otherwise.
+        """
+        if self._closing.closed:
+            self.abort(LocateError(f"{self.uri}: locator closed"))
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            return
+        self._closed = True
+        yielded = self._trimmed + self._next_index
+        if yielded:
+            if self._watch is not None:
+                self._watch.done(yielded)
+            return
+        resolution = self._resolution
+        error = NoTargetsError(self.uri, resolution.attempts, resolution.reason)
+        if self._watch is not None:
+            self._watch.done(0, error)
+        raise error
+
     def _report_end(self, watch: Watch, exc: BaseException) -> None:
         """``exc`` left ``_next``: report the end if the stream has ended.
 
@@ -258,23 +333,24 @@ class TargetStream:
             watch.done(self._yielded, exc)
 
     async def _next(self) -> Target:
-        flights = self._flights
-        if flights is not None:
-            self._flights = None
-            flight = flights.join(
-                self._flight_key, functools.partial(_pump_stream, weakref.ref(self))
+        flight = self._flight
+        if flight is not None and not flight.joined:
+            flight.joined = True
+            landing = flight.flights.join(
+                flight.key, functools.partial(_pump_stream, weakref.ref(self))
             )
-            if flight is None:
-                self._leading = True
-                if self._resolution.final and self._replan is not None:
+            if landing is None:
+                flight.leading = True
+                if self._resolution.final:
                     # Made as a follower, but its flight landed before this first
                     # next(): it leads with a plan of its own (or a compiled result).
-                    self._resolution = self._replan()
-                    self._ready = self._resolution.ready()
+                    self._resolution = flight.replan()
+                    self._ready = []
+                    self._release(self._resolution.ready())
                     if self._watch is not None and self._resolution.final:
                         self._watch.replayed(self._resolution.attempts)  # from memory
             else:
-                await self._follow(flight)
+                await self._follow(landing, flight.replan)
         resolution = self._resolution
         if resolution.error is not None:
             self._closed = True
@@ -284,18 +360,18 @@ class TargetStream:
             index = self._next_index
             if index < len(self._ready):
                 self._next_index = index + 1
-                self._yielded += 1
                 target = self._ready[index]
-                if self._seen is not None:
-                    self._seen(self.key, target)
+                if self._watch is not None:
+                    self._watch.yielded(target)
                 return target
             self._start_queries()
             released = resolution.ready()
             if released:
                 if self._next_index:
                     del self._ready[: self._next_index]
+                    self._trimmed += self._next_index
                     self._next_index = 0
-                self._ready += released
+                self._release(released)
                 if resolution.done:
                     self._finish()  # every target known: followers need not wait
                 continue
@@ -315,10 +391,9 @@ class TargetStream:
             wake = self._wake = functools.partial(_wake_stream, weakref.ref(self))
         return wake
 
-    async def _follow(self, flight: asyncio.Future[None]) -> None:
+    async def _follow(self, flight: asyncio.Future[None], replan: Callable[[], Resolution]) -> None:
         """Wait (within the deadline) for the flight led by another stream, then re-plan."""
         assert self._deadline_at is not None
-        assert self._replan is not None
         if not flight.done():
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
@@ -336,12 +411,21 @@ class TargetStream:
         if not flight.done():
             self._closed = True
             raise LocateTimeoutError(self.uri, self._deadline, ())
-        self._resolution = self._replan()
-        self._ready = self._resolution.ready()
+        self._resolution = replan()
+        self._trimmed += self._next_index
+        self._ready = []
         self._next_index = 0
+        self._release(self._resolution.ready())
         if self._watch is not None and self._resolution.final:
             # The leader's compiled result: its answers are lookups this stream joined.
             self._watch.replayed(self._resolution.attempts, coalesced=True)
+
+    def _release(self, targets: list[Target]) -> None:
+        """Queue ``targets`` (released by the resolution) and tell ``located``."""
+        if targets:
+            self._ready += targets
+            if self._located is not None:
+                self._located(self.key, targets)
 
     def _finish(self) -> None:
         """The resolution is done: hand its result on, land a flight led."""
@@ -351,16 +435,16 @@ class TargetStream:
         self._land()
 
     def _land(self) -> None:
-        if self._leading:
-            self._leading = False
+        flight = self._flight
+        if flight is not None and flight.leading:
+            flight.leading = False
             self._active = False
-            flights = self._replan_flights
-            if flights is not None:
-                flights.land(self._flight_key)
+            flight.flights.land(flight.key)
 
     def _pump(self) -> None:
         """A lookup of a leading stream finished: take every answer in, go on at once."""
-        if not (self._leading and self._active) or self._closed or self._error is not None:
+        flight = self._flight
+        if flight is None or not (flight.leading and self._active) or self._closed:
             return
         resolution = self._resolution
         answers = []
@@ -379,9 +463,7 @@ class TargetStream:
         self._progressed = True
         resolution.feed_all(answers)
         self._start_queries()
-        released = resolution.ready()
-        if released:
-            self._ready += released
+        self._release(resolution.ready())
         if resolution.done:
             self._finish()
 
@@ -547,7 +629,7 @@ class TargetStream:
 
     def __del__(self) -> None:
         # Left without aclose (e.g. `break` out of a bare `async for`): cancel anyway.
-        if self._owned or self._leading:
+        if self._owned or (self._flight is not None and self._flight.leading):
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 self._cancel()
         if self._watch is not None:
@@ -573,13 +655,15 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
     stream = ref()
     if stream is not None:
+        flight = stream._flight
         if (
-            stream._leading
-            and not stream._pump_due
-            and stream._flight_key in stream._replan_flights.followed  # type: ignore[union-attr]
+            flight is not None
+            and flight.leading
+            and not flight.pump_due
+            and flight.key in flight.flights.followed
         ):
             # Once per loop iteration: answers completing together are fed at once.
-            stream._pump_due = True
+            flight.pump_due = True
             asyncio.get_running_loop().call_soon(_pump_stream, ref)
         if stream._waiter is not None:
             _wake(stream._waiter)
@@ -588,5 +672,6 @@ def _wake_stream(ref: weakref.ref[TargetStream], _future: object) -> None:
 def _pump_stream(ref: weakref.ref[TargetStream]) -> None:
     stream = ref()
     if stream is not None:
-        stream._pump_due = False
+        if stream._flight is not None:
+            stream._flight.pump_due = False
         stream._pump()

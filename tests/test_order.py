@@ -25,6 +25,9 @@ class ScriptedRng:
         assert a <= value <= b
         return value
 
+    def random(self) -> float:
+        raise AssertionError("srv_draw draws integers only (a seed replays them)")
+
 
 def srv(priority: int, weight: int, target: str) -> SrvRecord:
     return SrvRecord(priority, weight, 5060, target)
