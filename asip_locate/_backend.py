@@ -96,8 +96,16 @@ class FutureLookup(Protocol):
     the future and may cancel it. Like ``query``, it never fails for DNS outcomes.
     """
 
-    def submit(self, query: Query) -> PendingAnswer:
-        """Start the lookup for ``query``."""
+    def submit(
+        self, query: Query, settle: Callable[[Answer], Answer] | None = None
+    ) -> PendingAnswer:
+        """Start the lookup for ``query``.
+
+        ``settle``, when given, is called with the Answer as it arrives (on the
+        loop's thread), and the future completes with what it returns, or with
+        what it raises: the cache stores an answer this way without a future or
+        callback of its own. It is not called once the future is cancelled.
+        """
         ...
 
 

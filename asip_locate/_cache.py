@@ -91,17 +91,19 @@ class _Entry:
         self.recheck_at = -math.inf
         self.view = answer
         """The answer with its remaining TTL, rebuilt when that changes."""
-        self.dependents: list[Compiled] = []
-        """Compiled resolutions built from this answer (ended when it goes)."""
+        self.dependents: list[Compiled] | None = None
+        """Compiled resolutions built from this answer (ended when it goes); None
+        until there is one (most answers never have one: no list to allocate)."""
         self.additional = False
         """Learned from an SRV reply's additional section: lower rank (RFC 2181
         §5.4.1), never served stale, replaced by any answer-section data."""
 
     def invalidate(self) -> None:
         """This entry is replaced, flushed or evicted: end what was built from it."""
-        for compiled in self.dependents:
-            compiled.valid = False
-        self.dependents = []
+        if self.dependents:
+            for compiled in self.dependents:
+                compiled.valid = False
+            self.dependents = None
 
     def fresh(self, query: Query, now: float) -> Answer:
         remaining = int(self.fresh_until - now)  # floor: fresh_until > now
@@ -116,6 +118,24 @@ class _Entry:
         ttl = max(1, min(STALE_ANSWER_TTL, int(self.evict_at - now)))
         a = self.answer
         return Answer(query, a.status, a.records, ttl, a.cnames, a.detail, stale=True)
+
+
+def _as_future(lookup: PendingAnswer) -> asyncio.Future[Answer]:
+    """An asyncio future that completes as ``lookup`` (a backend's own future type)."""
+    future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+    def copy(done: PendingAnswer) -> None:
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif done.exception() is not None:
+            future.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            future.set_result(done.result())
+
+    lookup.add_done_callback(copy)
+    return future
 
 
 def _srv_domain(owner: str) -> str:
@@ -218,10 +238,8 @@ class CachingBackend:
             raise ValueError("CachingBackend needs LocateOptions.cache_size >= 1")
         self._clock = clock
         self._entries = _Entries(options.cache_size, _evict_at, timer=clock)
-        self._inflight: dict[Query, asyncio.Future[Answer]] = {}
+        self._inflight: dict[Query, PendingAnswer] = {}
         self._submit = backend.submit if isinstance(backend, FutureLookup) else None
-        self._submitted: dict[asyncio.Future[Answer], PendingAnswer] = {}
-        """The backend's futures behind ours (FutureLookup), to cancel in aclose."""
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
@@ -255,10 +273,13 @@ class CachingBackend:
         answer = self.cached(query)
         if answer is not None:
             return answer
-        # The task belongs to the cache: cancelling this caller must not cancel it.
-        return await asyncio.shield(self.shared(query))
+        lookup = self.shared(query)
+        if not isinstance(lookup, asyncio.Future):
+            lookup = _as_future(lookup)
+        # The lookup belongs to the cache: cancelling this caller must not cancel it.
+        return await asyncio.shield(lookup)
 
-    def shared(self, query: Query) -> asyncio.Future[Answer]:
+    def shared(self, query: Query) -> PendingAnswer:
         """Join (or start) the cache's own query for ``query``, which is not cached.
 
         The future belongs to the cache: wait for it (``asyncio.wait`` does not cancel
@@ -391,6 +412,9 @@ class CachingBackend:
         compiled = Compiled(template, entries, now)
         for entry in entries.values():
             dependents = entry.dependents
+            if dependents is None:
+                entry.dependents = [compiled]
+                continue
             if len(dependents) > 8:
                 dependents[:] = [d for d in dependents if d.valid]
             dependents.append(compiled)
@@ -425,13 +449,11 @@ class CachingBackend:
     async def aclose(self, *, close_backend: bool = True) -> None:
         """Cancel the queries in flight, then close the wrapped backend (if asked)."""
         self._closed = True
-        tasks = list(self._inflight.values())
+        lookups = list(self._inflight.values())
         self._inflight.clear()
-        for inner in self._submitted.values():
-            inner.cancel()
-        self._submitted.clear()
-        for task in tasks:
-            task.cancel()
+        for lookup in lookups:
+            lookup.cancel()
+        tasks = [t for t in lookups if isinstance(t, asyncio.Task)]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if close_backend:
@@ -452,42 +474,32 @@ class CachingBackend:
         if entry is not None:
             entry.invalidate()
 
-    def _start(self, query: Query) -> asyncio.Future[Answer]:
-        loop = asyncio.get_running_loop()
+    def _start(self, query: Query) -> PendingAnswer:
         submit = self._submit
+        lookup: PendingAnswer
         if submit is None:
-            future: asyncio.Future[Answer] = loop.create_task(self._fetch(query))
+            task = asyncio.get_running_loop().create_task(self._fetch(query))
+            task.add_done_callback(functools.partial(self._forget, query))
+            lookup = task
         else:
-            # No task: the backend completes its future from the resolver's callback,
-            # and that completes ours (the one waiters share).
-            future = loop.create_future()
-            inner = submit(query)
-            self._submitted[future] = inner
-            inner.add_done_callback(functools.partial(self._landed, query, future))
-        self._inflight[query] = future
-        future.add_done_callback(functools.partial(self._forget, query))
-        return future
+            # No task and no future of our own: the backend completes its future
+            # with the settled (stored) answer, from the resolver's callback.
+            lookup = submit(query, functools.partial(self._landed, query))
+        self._inflight[query] = lookup
+        return lookup
 
-    def _landed(self, query: Query, future: asyncio.Future[Answer], inner: PendingAnswer) -> None:
-        self._submitted.pop(future, None)
-        if future.done():  # cancelled by aclose()
-            return
-        if inner.cancelled():
-            future.cancel()
-            return
-        error = inner.exception()
-        if error is not None:
-            future.set_exception(error)  # a bug or misuse: reaches every waiter
-            return
-        future.set_result(self._settle(inner.result()))
+    def _landed(self, query: Query, answer: Answer) -> Answer:
+        """A submitted lookup's answer: no longer in flight, stored (or stale data)."""
+        self._inflight.pop(query, None)
+        return self._settle(answer)
 
-    def _forget(self, query: Query, future: asyncio.Future[Answer]) -> None:
-        if self._inflight.get(query) is future:
+    def _forget(self, query: Query, task: asyncio.Task[Answer]) -> None:
+        if self._inflight.get(query) is task:
             del self._inflight[query]
-        if not future.cancelled() and future.exception() is not None:
+        if not task.cancelled() and task.exception() is not None:
             # Marked as retrieved (a refresh nobody waits for must not log "never
             # retrieved"); waiters still get it from result().
-            log.error("backend failed on %s: %r", query, future.exception())
+            log.error("backend failed on %s: %r", query, task.exception())
 
     def _refresh(self, query: Query) -> None:
         task = self._inflight.get(query)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -709,14 +709,20 @@ class Submitting(FakeBackend):
         self.hold = hold
         self.futures: list[asyncio.Future[Answer]] = []
 
-    def submit(self, query: Query) -> asyncio.Future[Answer]:
+    def submit(
+        self, query: Query, settle: Callable[[Answer], Answer] | None = None
+    ) -> asyncio.Future[Answer]:
         self.calls.append(query)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
+
+        def answer() -> None:
+            if not future.done():
+                found = self.zone.answer(query)
+                future.set_result(found if settle is None else settle(found))
+
         if not self.hold:
-            asyncio.get_running_loop().call_soon(
-                lambda: None if future.done() else future.set_result(self.zone.answer(query))
-            )
+            asyncio.get_running_loop().call_soon(answer)
         return future
 
 
