@@ -233,6 +233,9 @@ class AiodnsBackend:
             ``Locator`` passes ``LocateOptions.max_records``.
         recycle_after: Queries per c-ares channel before a fresh one takes over
             (bounds c-ares' own query cache, see ``RECYCLE_AFTER``).
+        additional: Build ``Answer.additional`` from SRV replies' additional
+            sections (False: ignore those sections; ``Locator`` passes
+            ``LocateOptions.use_additional``).
         event_thread: Let c-ares run its own event thread instead of the event loop
             driving its sockets (slower: a thread hand-over per answer; kept to
             measure against).
@@ -263,6 +266,7 @@ class AiodnsBackend:
         max_records: int = 32,
         recycle_after: int = RECYCLE_AFTER,
         event_thread: bool = False,
+        additional: bool = True,
     ) -> None:
         if max_records < 1:
             raise ValueError("max_records must be >= 1")
@@ -271,6 +275,7 @@ class AiodnsBackend:
         self.max_records = max_records
         self.recycle_after = recycle_after
         self.event_thread = event_thread
+        self.additional = additional
         self._options: dict[str, Any] = {
             "timeout": timeout,
             "tries": tries,
@@ -429,7 +434,7 @@ class AiodnsBackend:
         records = [_decode(rr) for rr in result.answer]
         additional = (
             [_decode(rr) for rr in result.additional]
-            if result.additional and TYPE_CODE[query.rtype] == _SRV_TYPE
+            if result.additional and self.additional and TYPE_CODE[query.rtype] == _SRV_TYPE
             else ()
         )
         built = build_answer(query, records, additional, max_records=self.max_records, owner=owner)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cachetools import TLRUCache
+from cachetools import Cache, LRUCache
 
 from asip_locate._backend import DnsBackend, FutureLookup, PendingAnswer
 from asip_locate._model import Answer, Endpoint, Query, Status, Target
@@ -147,17 +147,24 @@ def _srv_domain(owner: str) -> str:
     return ".".join(labels[index:])
 
 
-def _evict_at(key: _Key, entry: _Entry, now: float) -> float:
-    return entry.evict_at
+class _Entries(LRUCache[_Key, _Entry]):
+    """The entries, least recently used dropped first, each with its own expiry.
 
-
-class _Entries(TLRUCache[_Key, _Entry]):
-    """The TLRU cache, telling entries dropped for room (LRU) that they are gone."""
+    Every entry carries its timers (``evict_at`` ends it): a read finds no entry past
+    it, and a sweep every ``maxsize`` stores drops those nobody read. (TLRUCache keeps
+    per-entry expiry in a heap instead: with the cache full, each store then costs
+    about 5 us of heap upkeep, against 1 us here.)
+    """
 
     def popitem(self) -> tuple[_Key, _Entry]:
         key, entry = super().popitem()
-        entry.invalidate()
+        entry.invalidate()  # dropped for room: what was compiled from it ends
         return key, entry
+
+    def sweep(self, now: float) -> list[_Key]:
+        """The keys of entries past their ``evict_at`` (read without reordering)."""
+        peek = Cache.__getitem__
+        return [key for key in list(self) if now >= peek(self, key).evict_at]
 
 
 class Compiled:
@@ -237,7 +244,8 @@ class CachingBackend:
         if options.cache_size < 1:
             raise ValueError("CachingBackend needs LocateOptions.cache_size >= 1")
         self._clock = clock
-        self._entries = _Entries(options.cache_size, _evict_at, timer=clock)
+        self._entries = _Entries(options.cache_size)
+        self._stores_to_sweep = options.cache_size
         self._inflight: dict[Query, PendingAnswer] = {}
         self._submit = backend.submit if isinstance(backend, FutureLookup) else None
         self._hits = self._misses = self._coalesced = self._stale_served = 0
@@ -253,10 +261,10 @@ class CachingBackend:
 
     def cached(self, query: Query) -> Answer | None:
         """The answer from memory, or None when ``query`` must be asked."""
-        entry = self._find(query)
+        now = self._clock()
+        entry = self._find(query, now)
         if entry is None:
             return None
-        now = self._clock()
         if now < entry.fresh_until:
             self._hits += 1
             if now >= entry.refresh_at:
@@ -396,7 +404,7 @@ class CachingBackend:
         now = self._clock()
         entries: dict[Query, _Entry] = {}
         for answer in template.attempts:
-            entry = self._find(answer.query)
+            entry = self._find(answer.query, now)
             if (
                 entry is None
                 or answer.stale
@@ -459,15 +467,19 @@ class CachingBackend:
         if close_backend:
             await self.backend.aclose()
 
-    def _find(self, query: Query) -> _Entry | None:
+    def _find(self, query: Query, now: float) -> _Entry | None:
         # `in` first: a miss raises (and catches) nothing.
         entries = self._entries
-        if query in entries:
-            return entries[query]
-        name = query.name
-        if name in entries:
-            return entries[name]
-        return None
+        key: _Key = query
+        if query not in entries:
+            key = query.name
+            if key not in entries:
+                return None
+        entry = entries[key]
+        if now >= entry.evict_at:
+            self._drop(key)  # expired, stale window included
+            return None
+        return entry
 
     def _drop(self, key: _Key) -> None:
         entry: Any = self._entries.pop(key, None)
@@ -523,8 +535,8 @@ class CachingBackend:
     def _stale_or(self, failure: Answer, now: float) -> Answer:
         """RFC 8767 §4: a failed refresh leaves the old data usable for a while."""
         query = failure.query
-        entry = self._find(query)
-        if entry is None or now >= entry.evict_at or entry.additional:
+        entry = self._find(query, now)
+        if entry is None or entry.additional:
             return failure
         if now < entry.fresh_until:  # a refresh-ahead failed; the data is still good
             return entry.fresh(query, now)
@@ -565,14 +577,13 @@ class CachingBackend:
                 continue
             if name != domain and not name.endswith(suffix):
                 continue
-            existing = self._find(query)
+            existing = self._find(query, now)
             if existing is not None and not existing.additional and now < existing.fresh_until:
                 continue
             lifetime = min(max(ttl, options.min_ttl), options.max_ttl)
             entry = _Entry(extra, now, lifetime, options)
             entry.additional = True
-            self._drop(query)
-            self._entries[query] = entry
+            self._put(query, entry, now)
 
     def _store_answer(self, answer: Answer, now: float) -> Answer:
         options = self.options
@@ -591,6 +602,14 @@ class CachingBackend:
         if answer.status is Status.NXDOMAIN and not answer.cnames:
             key = query.name
             self._drop(query)  # the name is gone, whatever was cached for it
+        self._put(key, entry, now)
+        return entry.fresh(query, now)
+
+    def _put(self, key: _Key, entry: _Entry, now: float) -> None:
         self._drop(key)  # replaced: what was compiled from the old answer ends
         self._entries[key] = entry
-        return entry.fresh(query, now)
+        self._stores_to_sweep -= 1
+        if self._stores_to_sweep <= 0:  # O(size) once per `size` stores: O(1) each
+            self._stores_to_sweep = self.options.cache_size
+            for expired in self._entries.sweep(now):
+                self._drop(expired)

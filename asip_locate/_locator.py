@@ -137,6 +137,7 @@ class Locator:
                 timeout=options.timeout,
                 tries=options.tries,
                 max_records=options.max_records,
+                additional=options.use_additional,
             )
             own_backend = True
         self._given = backend

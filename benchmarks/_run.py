@@ -53,6 +53,8 @@ class Plan:
     cached: int
     cold_mode_runs: int = 30
     """Cold locates per row of scenario cold_modes."""
+    profiled: int = 1_000
+    """Cold locates profiled (section 2b) after the throughput runs."""
     big_names: int = 8
     """Names of each big-SRV size located cold (memory) in scenario big_srv."""
     big_calls: int = 2_000
@@ -69,6 +71,7 @@ QUICK = Plan(
     memory=(500, 2_000),
     cached=2_000,
     cold_mode_runs=5,
+    profiled=100,
     big_names=2,
     big_calls=200,
 )
@@ -87,7 +90,7 @@ FULL = Plan(
 def domains_needed(plan: Plan) -> int:
     cold = len(LATENCIES) * (3 * (plan.cold_runs + 1) + plan.cold_seq_runs + 1)
     through = 3 * sum(n + 1 for n in plan.throughput.values())
-    through += sum(n + 1 for n in plan.dnspython.values())
+    through += sum(n + 1 for n in plan.dnspython.values()) + plan.profiled + 1
     modes = len(MODE_LATENCIES) * (len(S.COLD_MODES) + 2) * (plan.cold_mode_runs + 1)
     return cold + through + 2 + len(plan.storm) + 2 * plan.degraded + 100 + modes
 
@@ -541,6 +544,27 @@ async def run_throughput(results: Results, server: Server, domains: Domains, pla
             else f"MISSED by {worst[1] - 1.25:.2f}x at {worst[0]} in flight{why}",
         )
     )
+    await run_profile(results, server, domains, plan)
+
+
+async def run_profile(results: Results, server: Server, domains: Domains, plan: Plan) -> None:
+    """Section 2b: where a cold locate's CPU goes (cProfile, 10 in flight)."""
+    section = Section("2b. Top costs per query of a cold locate (cProfile, 10 in flight)")
+    costs, total = await S.profile_cold(
+        server.address, domains, concurrency=10, count=plan.profiled
+    )
+    section.table(
+        ["function", "calls per query", "own µs per query (profiled)"],
+        [[f"`{c.function}`", f"{c.calls:.2f}", f"{c.own_us:.1f}"] for c in costs],
+    )
+    section.text(
+        f"{plan.profiled:,} cold locates as in section 2 (the Locator's row, cache on, "
+        f"three waves), under cProfile: {total:.0f} µs of profiled CPU per query in all. "
+        "cProfile's own overhead inflates Python-level costs (roughly 2x), so read the "
+        "ranking and the calls per query, not the absolute figures; `python -m "
+        "benchmarks.backend_path --profile` does the same for the backend alone."
+    )
+    results.add(section)
 
 
 def _skip(results: Results, title: str, why: str, goal: str | None = None) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import gc
+import pstats
 import time
 import tracemalloc
 from collections import Counter
@@ -367,6 +369,50 @@ async def library_throughput(
         load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
     label = "asip_locate" + (", cache off" if options.get("cache_size") == 0 else "")
     return Throughput(label, concurrency, load, QUERIES_PER_LOCATE)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One function's share of a profiled cold run, per DNS query."""
+
+    function: str
+    calls: float
+    own_us: float
+    """Time in the function itself (cProfile's tottime), µs per query."""
+
+
+async def profile_cold(
+    nameserver: str, domains: Domains, *, concurrency: int, count: int, top: int = 12
+) -> tuple[list[Cost], float]:
+    """Scenario 2b: cProfile over ``count`` cold locates (the throughput setting at
+    ``concurrency`` in flight): the ``top`` functions by own time per query, and the
+    profiled CPU per query in total (µs)."""
+    options = _options((nameserver,), early_srv=False, use_additional=False)
+    async with Locator(options) as locator:
+        await locator.resolve(f"sip:{domains.take(1)[0]}")  # warm-up
+
+        async def one(name: str) -> bool:
+            try:
+                return len(await locator.resolve(f"sip:{name}")) == TARGETS_PER_LOCATE
+            except LocateError:
+                return False
+
+        names = domains.take(count)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        load = await run_pool(names, concurrency, one, time_limit=RUN_LIMIT)
+        profiler.disable()
+    queries = load.count * QUERIES_PER_LOCATE
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = []
+    total = 0.0
+    for (path, line, name), (_cc, calls, own, _cum, _callers) in stats.items():
+        total += own
+        where = Path(path).name if path != "~" else ""
+        label = f"{where}:{line} {name}" if where else name
+        rows.append(Cost(label, calls / queries, own / queries * 1e6))
+    rows.sort(key=lambda c: c.own_us, reverse=True)
+    return rows[:top], total / queries * 1e6
 
 
 async def aiodns_throughput(

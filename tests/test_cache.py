@@ -422,6 +422,23 @@ async def test_size_is_bounded_and_least_recently_used_goes_first(clock: FakeClo
     assert len(fake.calls) == 1000
 
 
+async def test_expired_entries_are_gone_on_read_and_swept_unread(clock: FakeClock) -> None:
+    zone = "".join(
+        f"h{i}.many.test. {60 if i < 2 else 300} IN A 127.0.1.{i + 1}\n" for i in range(8)
+    )
+    cache, _fake = make(clock, zone, cache_size=8, stale_ttl=30)
+    for i in range(2):
+        await ask(cache, f"h{i}.many.test")  # 60 s + 30 s of stale window
+    clock.advance(90)
+    assert cache.cached(Query("h0.many.test", A)) is None  # read: dropped at once
+    assert cache.info().size == 1
+    for i in range(2, 8):
+        await ask(cache, f"h{i}.many.test")
+    # The 8th store (cache_size) swept h1, which nobody read; nothing was evicted.
+    assert cache.info().size == 6
+    assert all(cache.cached(Query(f"h{i}.many.test", A)) for i in range(2, 8))
+
+
 async def test_flush_one_name_or_everything(clock: FakeClock) -> None:
     cache, fake = make(clock)
     for name, rtype in [

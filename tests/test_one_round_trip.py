@@ -248,10 +248,10 @@ async def test_additional_data_never_replaces_answer_data() -> None:
         cache = loc.backend
         answered = await cache.query(t1)  # answer-section data first
         assert answered.ttl == 300
-        before = cache._find(t1)  # type: ignore[attr-defined]
+        before = cache._find(t1, clock())  # type: ignore[attr-defined]
         clock.advance(100)
         await loc.resolve("sip:example.test")  # its SRV reply carries t1's A again
-        entry = cache._find(t1)  # type: ignore[attr-defined]
+        entry = cache._find(t1, clock())  # type: ignore[attr-defined]
         assert entry is before  # the answer-section entry, unchanged
         assert not entry.additional
         assert entry.fresh_until == clock() - 100 + 300
@@ -304,7 +304,7 @@ async def test_use_additional_off_neither_uses_nor_caches_additional_data() -> N
         await loc.resolve("sip:example.test")
         assert len(fake.calls) == 10  # NAPTR, 3 SRV and the 6 addresses
         cache = loc.backend
-        assert cache._find(Query("t1.example.test", RType.A)).additional is False  # type: ignore[attr-defined]
+        assert cache._find(Query("t1.example.test", RType.A), clock()).additional is False  # type: ignore[attr-defined]
 
 
 class Counting:

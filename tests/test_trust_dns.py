@@ -191,6 +191,18 @@ async def test_srv_answer_carries_additional_addresses(server: ZoneServer) -> No
     assert [q.qtype for q in server.log] == ["SRV"]
 
 
+async def test_a_backend_told_not_to_use_additional_data_ignores_it(server: ZoneServer) -> None:
+    server.additional = True
+    backend = AiodnsBackend([server.address], timeout=0.5, tries=1, additional=False)
+    try:
+        answer = await backend.query(Query("_sip._udp.example.test", RType.SRV))
+    finally:
+        await backend.aclose()
+    assert answer.records  # the SRV records, as always
+    assert answer.additional == ()  # the section was on the wire, and not decoded
+    assert backend.dropped_additional == 0
+
+
 async def test_no_additional_data_without_it_on_the_wire(backend: AiodnsBackend) -> None:
     answer = await backend.query(Query("_sip._udp.example.test", RType.SRV))
     assert answer.additional == ()
