@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -34,6 +35,8 @@ class Load:
     latencies: list[float] = field(default_factory=list)
     thread_cpu: float = 0.0
     """CPU of the event-loop thread alone (c-ares' own thread excluded)."""
+    gc_cpu: float = 0.0
+    """CPU spent in the cyclic garbage collector (``gc.callbacks``), all generations."""
 
     @property
     def rate(self) -> float:
@@ -72,9 +75,22 @@ async def run_pool(
             latencies.append(time.perf_counter() - start)
             ok += success
 
+    collecting = [0.0, 0.0]  # [started at, total]
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[0] = time.thread_time()
+        else:
+            collecting[1] += time.thread_time() - collecting[0]
+
+    gc.callbacks.append(on_gc)
     cpu0, wall0, thread0 = time.process_time(), time.perf_counter(), time.thread_time()
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(todo)))]
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*workers), timeout=time_limit)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return Load(len(todo), ok, wall, cpu, latencies, time.thread_time() - thread0)
+    try:
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(todo)))]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*workers), timeout=time_limit)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        gc.callbacks.remove(on_gc)
+    thread = time.thread_time() - thread0
+    return Load(len(todo), ok, wall, cpu, latencies, thread, collecting[1])
