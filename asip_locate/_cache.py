@@ -354,14 +354,7 @@ class CachingBackend:
         demoted: Collection[Endpoint],
     ) -> Resolution:
         """A finished Resolution replaying ``compiled`` (fresh draws unless seeded)."""
-        template = compiled.template
-        clock = self._clock
-        return Resolution.finished(
-            template.expand(rng_for, prefer, demoted),
-            attempts=lambda: compiled.attempts(clock()),
-            discarded=template.discarded,
-            reason=template.reason,
-        )
+        return self._finished(compiled, compiled.template.expand(rng_for, prefer, demoted))
 
     def replay(self, compiled: Compiled) -> Resolution:
         """The finished Resolution behind every stream replaying ``compiled``.
@@ -371,14 +364,17 @@ class CachingBackend:
         """
         replay = compiled.replay
         if replay is None:
-            template, clock = compiled.template, self._clock
-            replay = compiled.replay = Resolution.finished(
-                [],
-                attempts=lambda: compiled.attempts(clock()),
-                discarded=template.discarded,
-                reason=template.reason,
-            )
+            replay = compiled.replay = self._finished(compiled, [])
         return replay
+
+    def _finished(self, compiled: Compiled, targets: list[Target]) -> Resolution:
+        template, clock = compiled.template, self._clock
+        return Resolution.finished(
+            targets,
+            attempts=lambda: compiled.attempts(clock()),
+            discarded=template.discarded,
+            reason=template.reason,
+        )
 
     def compile(self, key: Hashable, resolution: Resolution) -> None:
         """Offer ``resolution`` (done) as the result for location ``key``.

@@ -312,7 +312,7 @@ class TargetStream:
         if self._closed:
             return
         self._closed = True
-        yielded = self._trimmed + self._next_index
+        yielded = self._yielded
         if yielded:
             if self._watch is not None:
                 self._watch.done(yielded)
