@@ -83,6 +83,8 @@ async def run_pool(
         else:
             collecting[1] += time.thread_time() - collecting[0]
 
+    # Garbage an earlier run left is collected now, not on this run's clock.
+    gc.collect()
     gc.callbacks.append(on_gc)
     cpu0, wall0, thread0 = time.process_time(), time.perf_counter(), time.thread_time()
     try:
