@@ -274,8 +274,8 @@ class HealthTable:
         the table, so a locate with an unchanged table costs one clock read.
         """
         expiry = self._expiry
-        if expiry and expiry[0][0] <= self._clock():
-            self._expire(self._clock())
+        if expiry and expiry[0][0] <= (now := self._clock()):
+            self._expire(now)
         if self._frozen is None:
             self._frozen = frozenset(self._demoted)
         return self._frozen

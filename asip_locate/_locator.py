@@ -86,13 +86,13 @@ class _FastRandom:
     bias of scaling a 53-bit float to a range of SRV weights is below 2**-37.
     """
 
-    __slots__ = ("_random", "random")
+    __slots__ = ("random",)
 
     def __init__(self, source: random.Random) -> None:
-        self._random = self.random = source.random
+        self.random = source.random
 
     def randint(self, a: int, b: int) -> int:
-        return a + int(self._random() * (b - a + 1))
+        return a + int(self.random() * (b - a + 1))
 
 
 class Locator:
@@ -424,8 +424,8 @@ class Locator:
                     watch.replayed(attempts, coalesced=flight is not None)
                 if not targets:
                     text = uri if isinstance(uri, str) else str(uri)
-                    resolution = cache.resolution(compiled, rng_for, prefer, demoted)
-                    error = NoTargetsError(text, resolution.attempts, resolution.reason)
+                    replay = cache.replay(compiled)
+                    error = NoTargetsError(text, replay.attempts, replay.reason)
                     raise _ended(watch, error)
                 if located is not None:
                     located(key, targets, compiled.template)  # once per compiled result
