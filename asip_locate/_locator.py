@@ -164,12 +164,12 @@ class Locator:
         if seed is None:
             shared = _FastRandom(self._random)
             self._rng_for: RngFactory = lambda name: shared
-            self._replay_draw = False
         else:
             # One generator per SRV owner: the order stays the same whatever order the
             # answers arrive in, and a compiled resolution replays the draw it made.
             self._rng_for = lambda name: random.Random(f"{seed}:{name}")
-            self._replay_draw = True
+        self._redraw: RngFactory | None = self._rng_for if seed is None else None
+        """What a compiled result draws afresh with; None replays its (seeded) draw."""
         self._flights = Flights()
         self._token = next(_TOKENS)
         self._variants: dict[tuple[object, object], tuple[LocateOptions, int]] = {}
@@ -288,9 +288,7 @@ class Locator:
         cache = self._cache
         compiled = cache.compiled(compiled_key) if cache is not None else None
         if cache is not None and compiled is not None:
-            targets = compiled.template.expand(
-                None if self._replay_draw else self._rng_for, prefer, demoted
-            )
+            targets = compiled.template.expand(self._redraw, prefer, demoted)
             if located is not None:
                 located(key, targets, compiled.template)  # once per compiled result
             stream = TargetStream(
@@ -328,7 +326,7 @@ class Locator:
     ) -> TargetStream:
         """A stream that plans (and, with the cache, may lead or follow a flight)."""
         cache = self._cache
-        rng_for = None if self._replay_draw else self._rng_for
+        rng_for = self._redraw
 
         def plan() -> Resolution:
             return plan_request(
@@ -416,7 +414,7 @@ class Locator:
                 demoted = self._health.snapshot()
                 located = self._located
                 prefer = self._sticky.preferred(key) if located is not None else None
-                rng_for = None if self._replay_draw else self._rng_for
+                rng_for = self._redraw
                 targets = compiled.template.expand(rng_for, prefer, demoted)
                 if watch is not None:
                     # A follower took the leader's result: its answers count as joined.

@@ -269,6 +269,11 @@ class TargetStream:
             if watch is not None:
                 watch.yielded(target)
             yield target
+        if index and not (self._closed or closing.closed):  # the usual end, inlined
+            self._closed = True
+            if watch is not None:
+                watch.done(self._yielded)
+            return
         self._end_final()
 
     async def __anext__(self) -> Target:
