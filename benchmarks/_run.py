@@ -594,7 +594,7 @@ async def run_cached(results: Results, server: Server, domains: Domains, plan: P
     if not S.has_cache():
         _skip(
             results, title, "this build has no cache layer (`Locator.cache_info`).",
-            "cached locate <= 3x the floor",
+            "cached resolve() and locate() + async for, 6 and 12 targets, <= 3x the floor",
         )  # fmt: skip
         return
     section = Section(title)
