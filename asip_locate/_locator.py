@@ -15,7 +15,7 @@ from typing import Any
 
 from asip_locate._aiodns import AiodnsBackend
 from asip_locate._backend import Capabilities, DnsBackend
-from asip_locate._cache import CacheInfo, CachingBackend
+from asip_locate._cache import CacheInfo, CachingBackend, Compiled
 from asip_locate._errors import LocateError, LocateTimeoutError, NoTargetsError
 from asip_locate._health import (
     EndpointHealth,
@@ -283,14 +283,11 @@ class Locator:
         watch = None if self._observer is None else self._watch(text)
         # Frozen now: failures reported while this stream runs do not reorder it.
         demoted = self._health.snapshot()
-        located = self._located
-        prefer = self._sticky.preferred(key) if located is not None else None
+        prefer = self._sticky.preferred(key) if self._located is not None else None
         cache = self._cache
         compiled = cache.compiled(compiled_key) if cache is not None else None
         if cache is not None and compiled is not None:
-            targets = compiled.template.expand(self._redraw, prefer, demoted)
-            if located is not None:
-                located(key, targets, compiled.template)  # once per compiled result
+            targets = self._replayed(key, compiled, prefer, demoted)
             stream = TargetStream(
                 text,
                 compiled.replay or cache.replay(compiled),
@@ -310,6 +307,19 @@ class Locator:
         )
         self._streams.add(stream)
         return stream
+
+    def _replayed(
+        self,
+        key: LocationKey,
+        compiled: Compiled,
+        prefer: Target | None,
+        demoted: frozenset[Endpoint],
+    ) -> list[Target]:
+        """The targets of one locate replaying ``compiled`` (the sticky table told once)."""
+        targets = compiled.template.expand(self._redraw, prefer, demoted)
+        if self._located is not None:
+            self._located(key, targets, compiled.template)  # once per compiled result
+        return targets
 
     def _cold_stream(
         self,
@@ -412,10 +422,8 @@ class Locator:
                 compiled = cache.compiled(compiled_key)
             if compiled is not None:
                 demoted = self._health.snapshot()
-                located = self._located
-                prefer = self._sticky.preferred(key) if located is not None else None
-                rng_for = self._redraw
-                targets = compiled.template.expand(rng_for, prefer, demoted)
+                prefer = self._sticky.preferred(key) if self._located is not None else None
+                targets = self._replayed(key, compiled, prefer, demoted)
                 if watch is not None:
                     # A follower took the leader's result: its answers count as joined.
                     attempts = compiled.attempts(cache._clock())  # remaining TTLs
@@ -425,8 +433,6 @@ class Locator:
                     replay = cache.replay(compiled)
                     error = NoTargetsError(text, replay.attempts, replay.reason)
                     raise _ended(watch, error)
-                if located is not None:
-                    located(key, targets, compiled.template)  # once per compiled result
                 if watch is not None:
                     for target in targets:
                         watch.yielded(target)

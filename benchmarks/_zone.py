@@ -108,6 +108,13 @@ def queries(name: str) -> list[tuple[str, str]]:
     return out
 
 
+def waves(name: str) -> tuple[list[tuple[str, str]], ...]:
+    """``queries(name)`` in the three waves of a locate: the NAPTR, the 3 SRV, the 12
+    A/AAAA (each wave needs the answers of the one before)."""
+    qs = queries(name)
+    return qs[:1], qs[1:4], qs[4:]
+
+
 class Domains:
     """Hands out domain names never used before in this process (c-ares caches answers)."""
 

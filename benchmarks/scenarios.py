@@ -33,6 +33,7 @@ from benchmarks._zone import (
     big_name,
     domain,
     queries,
+    waves,
 )
 from benchmarks.cached_path import best_ns
 
@@ -73,14 +74,14 @@ async def _timed_locate(locator: Locator, name: str) -> tuple[float, float, int]
 
 async def _timed_raw_waves(resolver: aiodns.DNSResolver, name: str) -> tuple[float, float, int]:
     """A hand-written 3-wave locate on raw aiodns: NAPTR, then 3 SRV, then 12 A/AAAA."""
-    qs = queries(name)
+    naptr, srv, addresses = waves(name)
     start = time.perf_counter()
     with contextlib.suppress(DNSError):  # an SRV-only domain: NODATA, then its 3 SRV names
-        await resolver.query_dns(qs[0][0], qs[0][1])
-    await asyncio.gather(*(resolver.query_dns(n, t) for n, t in qs[1:4]))
+        await resolver.query_dns(*naptr[0])
+    await asyncio.gather(*(resolver.query_dns(n, t) for n, t in srv))
     first = 0.0
     count = 0
-    for future in asyncio.as_completed([resolver.query_dns(n, t) for n, t in qs[4:]]):
+    for future in asyncio.as_completed([resolver.query_dns(n, t) for n, t in addresses]):
         await future
         if not count:
             first = time.perf_counter() - start
@@ -352,6 +353,18 @@ class Throughput:
         return self.load.cpu_each / self.queries_per_op
 
 
+def resolves_all(locator: Locator) -> Callable[[str], Awaitable[bool]]:
+    """One locate of the bench domain ``name``: True when all its targets came."""
+
+    async def one(name: str) -> bool:
+        try:
+            return len(await locator.resolve(f"sip:{name}")) == TARGETS_PER_LOCATE
+        except LocateError:
+            return False
+
+    return one
+
+
 async def library_throughput(
     nameserver: str, domains: Domains, *, concurrency: int, count: int, **options: object
 ) -> Throughput:
@@ -359,14 +372,9 @@ async def library_throughput(
     async with Locator(_options((nameserver,), **options)) as locator:
         await locator.resolve(f"sip:{domains.take(1)[0]}")  # warm-up
 
-        async def one(name: str) -> bool:
-            try:
-                targets = await locator.resolve(f"sip:{name}")
-            except LocateError:
-                return False
-            return len(targets) == TARGETS_PER_LOCATE
-
-        load = await run_pool(domains.take(count), concurrency, one, time_limit=RUN_LIMIT)
+        load = await run_pool(
+            domains.take(count), concurrency, resolves_all(locator), time_limit=RUN_LIMIT
+        )
     label = "asip_locate" + (", cache off" if options.get("cache_size") == 0 else "")
     return Throughput(label, concurrency, load, QUERIES_PER_LOCATE)
 
@@ -391,16 +399,10 @@ async def profile_cold(
     async with Locator(options) as locator:
         await locator.resolve(f"sip:{domains.take(1)[0]}")  # warm-up
 
-        async def one(name: str) -> bool:
-            try:
-                return len(await locator.resolve(f"sip:{name}")) == TARGETS_PER_LOCATE
-            except LocateError:
-                return False
-
         names = domains.take(count)
         profiler = cProfile.Profile()
         profiler.enable()
-        load = await run_pool(names, concurrency, one, time_limit=RUN_LIMIT)
+        load = await run_pool(names, concurrency, resolves_all(locator), time_limit=RUN_LIMIT)
         profiler.disable()
     queries = load.count * QUERIES_PER_LOCATE
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
@@ -430,9 +432,8 @@ async def aiodns_throughput(
         await resolver.query_dns(domains.take(1)[0], "NAPTR")  # warm-up
 
         async def one(name: str) -> bool:
-            qs = queries(name)
             ok = True
-            for wave in (qs[:1], qs[1:4], qs[4:]):
+            for wave in waves(name):
                 results = await asyncio.gather(
                     *(resolver.query_dns(n, t) for n, t in wave), return_exceptions=True
                 )
