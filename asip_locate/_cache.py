@@ -28,9 +28,11 @@ STALE_ANSWER_TTL = 30
 # without asking again for this long, so a dead server does not slow every locate.
 STALE_RECHECK = 30.0
 
-_CANDIDATES = 64
+_CANDIDATES = 16
 """Done resolutions kept for compiling on second use: a location must be located
-again within the next 64 cold locates to be compiled (hot next hops are)."""
+again within the next 16 cold locates to be compiled (hot next hops are). Each holds
+a whole resolution; more of them would keep every cold locate's objects alive long
+enough for the garbage collector to move them to its oldest generation."""
 
 _Key = Query | str
 """A Query, or a bare name for an NXDOMAIN that covers every type of it (RFC 2308 §5)."""
@@ -156,9 +158,16 @@ class _Entries(LRUCache[_Key, _Entry]):
     about 5 us of heap upkeep, against 1 us here.)
     """
 
+    names = 0
+    """Entries keyed by a bare name (NXDOMAIN for every type): while there are none,
+    a miss is one look-up, not two."""
+
     def popitem(self) -> tuple[_Key, _Entry]:
-        key, entry = super().popitem()
-        entry.invalidate()  # dropped for room: what was compiled from it ends
+        key, entry = LRUCache.popitem(self)
+        if entry.dependents:
+            entry.invalidate()  # dropped for room: what was compiled from it ends
+        if key.__class__ is str:
+            self.names -= 1
         return key, entry
 
     def sweep(self, now: float) -> list[_Key]:
@@ -248,6 +257,7 @@ class CachingBackend:
         self._stores_to_sweep = options.cache_size
         self._inflight: dict[Query, PendingAnswer] = {}
         self._submit = backend.submit if isinstance(backend, FutureLookup) else None
+        self._on_landed = self._landed  # bound once: no partial per query
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
@@ -261,6 +271,9 @@ class CachingBackend:
 
     def cached(self, query: Query) -> Answer | None:
         """The answer from memory, or None when ``query`` must be asked."""
+        entries = self._entries
+        if query not in entries and not entries.names:
+            return None  # the usual miss, without _find
         now = self._clock()
         entry = self._find(query, now)
         if entry is None:
@@ -440,6 +453,7 @@ class CachingBackend:
             for entry in self._entries.values():
                 entry.invalidate()
             self._entries.clear()
+            self._entries.names = 0
             for compiled in self._compiled.values():
                 compiled.valid = False
             self._compiled.clear()
@@ -469,7 +483,7 @@ class CachingBackend:
         key: _Key = query
         if query not in entries:
             key = query.name
-            if key not in entries:
+            if not entries.names or key not in entries:
                 return None
         entry = entries[key]
         if now >= entry.evict_at:
@@ -480,6 +494,8 @@ class CachingBackend:
     def _drop(self, key: _Key) -> None:
         entry: Any = self._entries.pop(key, None)
         if entry is not None:
+            if key.__class__ is str:
+                self._entries.names -= 1
             entry.invalidate()
 
     def _start(self, query: Query) -> PendingAnswer:
@@ -492,13 +508,24 @@ class CachingBackend:
         else:
             # No task and no future of our own: the backend completes its future
             # with the settled (stored) answer, from the resolver's callback.
-            lookup = submit(query, functools.partial(self._landed, query))
+            lookup = submit(query, self._on_landed)
         self._inflight[query] = lookup
         return lookup
 
-    def _landed(self, query: Query, answer: Answer) -> Answer:
+    def _landed(self, answer: Answer) -> Answer:
         """A submitted lookup's answer: no longer in flight, stored (or stale data)."""
+        query = answer.query
         self._inflight.pop(query, None)
+        ttl = answer.ttl
+        if answer.status is not Status.NOERROR or answer.additional or not ttl:
+            return self._settle(answer)
+        # The common case inline (a cold locate stores 16 of these): a positive answer
+        # whose TTL needs no clamping is stored as it is and handed back unchanged.
+        options = self.options
+        if options.min_ttl <= ttl <= options.max_ttl:
+            now = self._clock()
+            self._put(query, _Entry(answer, now, ttl, options), now)
+            return answer
         return self._settle(answer)
 
     def _forget(self, query: Query, task: asyncio.Task[Answer]) -> None:
@@ -602,8 +629,12 @@ class CachingBackend:
         return entry.fresh(query, now)
 
     def _put(self, key: _Key, entry: _Entry, now: float) -> None:
-        self._drop(key)  # replaced: what was compiled from the old answer ends
-        self._entries[key] = entry
+        entries = self._entries
+        if key in entries:
+            self._drop(key)  # replaced: what was compiled from the old answer ends
+        if key.__class__ is str:
+            entries.names += 1
+        entries[key] = entry
         self._stores_to_sweep -= 1
         if self._stores_to_sweep <= 0:  # O(size) once per `size` stores: O(1) each
             self._stores_to_sweep = self.options.cache_size

@@ -39,10 +39,10 @@ LocationKey = tuple[bool, str, int | None, str | None]
 _TOKENS = itertools.count()
 
 _PARSED_MAX = 4096
+"""URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
 
 _VARIANTS_MAX = 64
 """Per-call option overrides remembered (each has its own compiled results)."""
-"""URI texts whose parse is remembered per Locator (parsing costs ~4 us)."""
 
 
 def _location_key(uri: SipUri, as_sips: bool) -> LocationKey:

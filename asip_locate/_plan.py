@@ -10,6 +10,7 @@ outside this module.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -185,21 +186,19 @@ class _Addresses(_Branch):
 
     def expand(self, answers: dict[Query, Answer], ctx: _Context) -> list[_Item]:
         # Each address with the answer it came from, per family, in RRset order.
-        found: dict[int, list[tuple[IPAddress, Answer]]] = {4: [], 6: []}
+        found: dict[RType, list[tuple[IPAddress, Answer]]] = {RType.AAAA: [], RType.A: []}
         for query in self.needs(ctx):
             answer = answers[query]
-            version = 6 if query.rtype is RType.AAAA else 4
-            found[version] += [
+            family = _FAMILY[query.rtype]
+            found[query.rtype] += [
                 (record, answer)
                 for record in ctx.capped(answer.records, query)
                 # RFC 7984 §3.1: records of a family we did not ask for are unusable.
-                if isinstance(record, IPAddress)
-                and record.version == version
-                and ctx.usable_address(query, record)
+                if isinstance(record, family) and ctx.usable_address(query, record)
             ]
         ordered = address_order(
-            found[6],
-            found[4],
+            found[RType.AAAA],
+            found[RType.A],
             prefer_ipv6=ctx.options.ip_strategy is not IpStrategy.PREFER_IPV4,
         )
         self.sources = [answer for _, answer in ordered]
@@ -219,6 +218,9 @@ class _Addresses(_Branch):
         ]
         self.ordered = targets
         return _prefer_address(targets, ctx.prefer)  # type: ignore[return-value]
+
+
+_FAMILY = {RType.A: ipaddress.IPv4Address, RType.AAAA: ipaddress.IPv6Address}
 
 
 def _prefer_address(targets: list[Target], prefer: Target | None) -> list[Target]:

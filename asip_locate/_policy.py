@@ -13,8 +13,6 @@ import ipaddress
 from asip_locate._model import IPAddress, Transport
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-# RFC 1122 §3.2.1.3 (a): 0.0.0.0/8 is "this host on this network", a source only.
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 
 
 def _unmapped(address: IPAddress) -> IPAddress:
@@ -32,10 +30,15 @@ def is_special_destination(address: IPAddress) -> bool:
     broadcast (255.255.255.255, RFC 919) and multicast (224.0.0.0/4, ff00::/8), also
     in IPv4-mapped IPv6 form (::ffff:0:0/96).
     """
-    address = _unmapped(address)
-    if address.version == 4 and address in _THIS_NETWORK:
-        return True
-    return address.is_unspecified or address.is_multicast or address == _LIMITED_BROADCAST
+    # On the integer value: every address from DNS passes here, and the ipaddress
+    # properties (is_multicast, ipv4_mapped...) cost a network object each.
+    value = int(address)
+    if isinstance(address, ipaddress.IPv6Address):
+        if value >> 32 != 0xFFFF:
+            return value == 0 or value >> 120 == 0xFF
+        value &= 0xFFFFFFFF  # ::ffff:a.b.c.d is that IPv4 address
+    # RFC 1122 §3.2.1.3 (a): 0.0.0.0/8 is "this host on this network", a source only.
+    return value < 1 << 24 or value >> 28 == 0xE or value == 0xFFFFFFFF
 
 
 def literal_refusal(
