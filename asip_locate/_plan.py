@@ -220,7 +220,10 @@ class _Addresses(_Branch):
         return _prefer_address(targets, ctx.prefer)  # type: ignore[return-value]
 
 
-_FAMILY = {RType.A: ipaddress.IPv4Address, RType.AAAA: ipaddress.IPv6Address}
+_FAMILY: dict[RType, type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]] = {
+    RType.A: ipaddress.IPv4Address,
+    RType.AAAA: ipaddress.IPv6Address,
+}
 
 
 def _prefer_address(targets: list[Target], prefer: Target | None) -> list[Target]:
