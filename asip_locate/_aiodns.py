@@ -23,9 +23,17 @@ from typing import Any
 import pycares
 from pycares.utils import parse_name
 
-from asip_locate._answers import RR, TYPE_CODE, build_answer
+from asip_locate._answers import (
+    CLASS_IN,
+    RR,
+    TYPE_CODE,
+    answer_ttl,
+    build_answer,
+    order_records,
+)
 from asip_locate._model import (
     Answer,
+    IPAddress,
     NaptrRecord,
     Query,
     Record,
@@ -52,6 +60,19 @@ _CANCELLED = (_errno.ARES_ECANCELLED, _errno.ARES_EDESTRUCTION)
 _SOCKET_BAD = pycares.ARES_SOCKET_BAD
 _A, _AAAA, _CNAME, _SRV, _NAPTR = 1, 28, 5, 33, 35
 _SRV_TYPE = TYPE_CODE[RType.SRV]
+_MALFORMED = (AttributeError, OSError, TypeError, ValueError)
+_IPv4, _IPv6 = ipaddress.IPv4Address, ipaddress.IPv6Address
+_inet_pton, _AF_INET, _AF_INET6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
+_new_rr = tuple.__new__  # RR(...) without the NamedTuple's Python-level __new__
+
+ADDRESSES_KEPT = 4096
+"""Distinct addresses whose objects are reused (the table is emptied when full).
+
+Many names lead to the same few servers: one IPv4Address/IPv6Address object per
+address, not one per record, spares parsing it again and, for cached answers, the
+garbage collector a tracked object per record. c-ares writes the address text in
+canonical form (``ares_inet_ntop``), so equal text is an equal address."""
+_ADDRESSES: dict[str, IPAddress] = {}
 
 RECEIVE_BUFFER = 4 << 20
 """SO_RCVBUF asked for on c-ares' UDP sockets (the kernel caps it at net.core.rmem_max)."""
@@ -69,35 +90,90 @@ its sockets open between queries, ARES_FLAG_STAYOPEN; pycares 5 does not expose
 c-ares' udp_max_queries)."""
 
 
+def _rdata(kind: int, data: Any) -> Record | str | None:
+    """The RDATA of a pycares record, decoded for the types the library uses.
+
+    None for other types; AttributeError, OSError, TypeError or ValueError when it
+    is malformed.
+    """
+    if kind in (_A, _AAAA):
+        text = data.addr
+        family = _IPv4 if kind == _A else _IPv6
+        address = _ADDRESSES.get(text)
+        if address is None:
+            address = family(_inet_pton(_AF_INET if kind == _A else _AF_INET6, text))
+            if len(_ADDRESSES) >= ADDRESSES_KEPT:
+                _ADDRESSES.clear()
+            _ADDRESSES[text] = address
+        elif address.__class__ is not family:
+            raise ValueError(f"{text!r} is not an address of type {kind}")
+        return address
+    if kind == _SRV:
+        return SrvRecord(data.priority, data.weight, data.port, normalize_name(data.target))
+    if kind == _NAPTR:
+        return NaptrRecord(
+            data.order,
+            data.preference,
+            data.flags,
+            data.service,
+            data.regexp,
+            normalize_name(data.replacement),
+        )
+    if kind == _CNAME:
+        return normalize_name(data.cname)
+    return None
+
+
 def _decode(rr: pycares.DNSRecord) -> RR:
     """One pycares record as an RR (the RDATA decoded for the types the library uses)."""
     kind = rr.type
-    data: Any = rr.data
     value: Record | str | None = None
     try:
-        if kind == _A:
-            value = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, data.addr))
-        elif kind == _AAAA:
-            value = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, data.addr))
-        elif kind == _SRV:
-            value = SrvRecord(data.priority, data.weight, data.port, normalize_name(data.target))
-        elif kind == _NAPTR:
-            value = NaptrRecord(
-                data.order,
-                data.preference,
-                data.flags,
-                data.service,
-                data.regexp,
-                normalize_name(data.replacement),
-            )
-        elif kind == _CNAME:
-            value = normalize_name(data.cname)
-    except (AttributeError, OSError, TypeError, ValueError) as exc:
+        value = _rdata(kind, rr.data)
+    except _MALFORMED as exc:
         log.info("ignoring a malformed record of type %s: %s", kind, exc)
     # pycares hands back bytes for a name it cannot decode as ASCII (never seen).
     name: Any = rr.name
     owner = normalize_name(name) if isinstance(name, str) else ""
-    return RR(owner, kind, rr.record_class, rr.ttl, value)
+    return _new_rr(RR, (owner, kind, rr.record_class, rr.ttl, value))
+
+
+def _plain_answer(
+    query: Query, owner: str, records: list[pycares.DNSRecord], max_records: int
+) -> Answer | None:
+    """The Answer of the usual reply, without building an RR per record; else None.
+
+    Usual: one to ``max_records`` well-formed class-IN records of the asked type,
+    each owned by the query name itself (no CNAME). Any other reply is left to
+    ``build_answer``, which applies the same rules to everything it holds (and
+    counts and logs what it drops), so the result is the same either way.
+    """
+    if not records or len(records) > max_records:
+        return None
+    rtype = query.rtype
+    kind = TYPE_CODE[rtype]
+    data: list[Record] = []
+    lowest = highest = records[0].ttl
+    for rr in records:
+        name: Any = rr.name  # bytes for a name pycares cannot decode (see _decode)
+        if (
+            rr.type != kind
+            or rr.record_class != CLASS_IN
+            or (name != owner and (not isinstance(name, str) or normalize_name(name) != owner))
+        ):
+            return None
+        try:
+            value = _rdata(kind, rr.data)
+        except _MALFORMED:
+            return None
+        ttl = rr.ttl
+        if ttl < lowest:
+            lowest = ttl
+        elif ttl > highest:
+            highest = ttl
+        data.append(value)  # type: ignore[arg-type]  # a Record for the four types asked
+    order_records(rtype, data)
+    return Answer(query, Status.NOERROR, tuple(data), answer_ttl(lowest, highest))
 
 
 class _Channel:
@@ -298,6 +374,7 @@ class AiodnsBackend:
         self._channel: _Channel | None = None
         self._retired: set[_Channel] = set()
         self._closed = False
+        self._on_done = self._done  # bound once: the c-ares callback of every query
         self.channels_opened = 0
         """c-ares channels created so far (one more every ``recycle_after`` queries)."""
         self.dropped_records = 0
@@ -339,7 +416,7 @@ class AiodnsBackend:
         if channel is None:
             channel = self._open(loop)
         callback: Callable[[Any, int], None] = functools.partial(
-            self._done, future, query, owner, channel, settle
+            self._on_done, future, query, owner, channel, settle
         )
         if self.event_thread:
             callback = functools.partial(loop.call_soon_threadsafe, callback)  # type: ignore[arg-type,assignment]
@@ -356,7 +433,7 @@ class AiodnsBackend:
                 code = exc.args[0] if exc.args else None
                 self._done(future, query, owner, channel, settle, None, code)
         else:
-            if not self.event_thread:
+            if not channel.arm_due and not self.event_thread:
                 channel.arm_soon()
         return future
 
@@ -431,6 +508,10 @@ class AiodnsBackend:
         future.set_result(answer)
 
     def _answer(self, query: Query, owner: str | None, result: pycares.DNSResult) -> Answer:
+        if not (result.additional and self.additional and query.rtype is RType.SRV):
+            plain = _plain_answer(query, owner or query.name, result.answer, self.max_records)
+            if plain is not None:
+                return plain
         records = [_decode(rr) for rr in result.answer]
         additional = (
             [_decode(rr) for rr in result.additional]

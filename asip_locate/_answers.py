@@ -176,14 +176,9 @@ def build_answer(
     ttls = [rr.ttl for rr in kept]
     if chain:
         ttls += [link.ttl for link in chain]
-    ttl = min(ttls)
-    if ttl < 0 or max(ttls) > MAX_TTL:
-        ttl = 0
+    ttl = answer_ttl(min(ttls), max(ttls))
     data: list[Record] = [rr.data for rr in kept]  # type: ignore[misc]  # shapes checked
-    if rtype is _NAPTR:
-        data.sort(key=_NAPTR_KEY)
-    elif rtype is _SRV:
-        data.sort(key=_SRV_KEY)
+    order_records(rtype, data)
     capped = len(data) - max_records
     if capped > 0:
         del data[max_records:]
@@ -194,6 +189,25 @@ def build_answer(
         answer = Answer(query, _NOERROR, tuple(data), ttl, cnames, additional=extra)
         return Built(answer, dropped, dropped_additional, capped)
     return Built(Answer(query, _NOERROR, tuple(data), ttl, cnames), dropped, 0, capped)
+
+
+def answer_ttl(lowest: int, highest: int) -> int:
+    """The TTL of an RRset whose records' TTLs range from ``lowest`` to ``highest``.
+
+    The minimum, or 0 when any TTL has the top bit set (RFC 2181 §8).
+    """
+    return 0 if lowest < 0 or highest > MAX_TTL else lowest
+
+
+def order_records(rtype: RType, data: list[Record]) -> None:
+    """Sort NAPTR data by (order, preference) and SRV data by priority, in place.
+
+    Stable (wire order otherwise); A/AAAA data keeps its wire order.
+    """
+    if rtype is _NAPTR:
+        data.sort(key=_NAPTR_KEY)
+    elif rtype is _SRV:
+        data.sort(key=_SRV_KEY)
 
 
 def additional_answers(
@@ -230,9 +244,7 @@ def additional_answers(
         if len(rrs) > max_records:
             del rrs[max_records:]
         ttls = [rr.ttl for rr in rrs]
-        ttl = min(ttls)
-        if ttl < 0 or max(ttls) > MAX_TTL:
-            ttl = 0
+        ttl = answer_ttl(min(ttls), max(ttls))
         addresses: tuple[Record, ...] = tuple([rr.data for rr in rrs])  # type: ignore[misc]
         query = Query(name, _A if kind == 1 else _AAAA)
         answers.append(Answer(query, _NOERROR, addresses, ttl))

@@ -28,11 +28,15 @@ STALE_ANSWER_TTL = 30
 # without asking again for this long, so a dead server does not slow every locate.
 STALE_RECHECK = 30.0
 
-_CANDIDATES = 16
-"""Done resolutions kept for compiling on second use: a location must be located
-again within the next 16 cold locates to be compiled (hot next hops are). Each holds
-a whole resolution; more of them would keep every cold locate's objects alive long
-enough for the garbage collector to move them to its oldest generation."""
+_CANDIDATES = 256
+"""Locations remembered for compiling on second use: one must be located again
+within the next 256 cold locates (of other locations) to be compiled. Each keeps
+only how to plan it again, not the resolution it had: keeping those alive would
+move every cold locate's objects into the garbage collector's oldest generation."""
+
+_COMPILE_ROUNDS = 64
+"""Rounds of answers fed when a location is planned again from the cache (a plan
+needs a handful: NAPTR, SRV, A/AAAA, fallbacks; ``max_queries`` bounds it too)."""
 
 _Key = Query | str
 """A Query, or a bare name for an NXDOMAIN that covers every type of it (RFC 2308 §5)."""
@@ -261,8 +265,8 @@ class CachingBackend:
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
-        self._candidates: dict[Hashable, Resolution] = {}
-        """Done resolutions not compiled yet (compiled on second use), bounded alike."""
+        self._candidates: dict[Hashable, Callable[[], Resolution]] = {}
+        """How to plan again each location located once (compiled on second use)."""
         self._compiled_hits = 0
         self._closed = False
 
@@ -343,8 +347,8 @@ class CachingBackend:
             if not self._candidates:
                 return None
             # Compiled on second use: a name located once costs no compile.
-            resolution = self._candidates.pop(key, None)
-            if resolution is None or not self._compile(key, resolution):
+            plan = self._candidates.pop(key, None)
+            if plan is None or not self._compile(key, self._replanned(plan)):
                 return None
             compiled = self._compiled[key]
         now = self._clock()
@@ -389,17 +393,39 @@ class CachingBackend:
             reason=template.reason,
         )
 
-    def compile(self, key: Hashable, resolution: Resolution) -> None:
-        """Offer ``resolution`` (done) as the result for location ``key``.
+    def compile(self, key: Hashable, plan: Callable[[], Resolution]) -> None:
+        """Remember that location ``key`` was resolved; ``plan`` starts it again.
 
-        It is compiled when ``key`` is next looked up (``compiled``), and only if
-        every answer it used is still cached, fresh and unchanged then.
+        It is compiled when ``key`` is next looked up (``compiled``): planned again
+        over the cache, and only if every answer it needs is cached and fresh then.
         """
         candidates = self._candidates
         candidates.pop(key, None)
-        candidates[key] = resolution
+        candidates[key] = plan
         while len(candidates) > min(_CANDIDATES, self._compiled_size):
             del candidates[next(iter(candidates))]
+
+    def _replanned(self, plan: Callable[[], Resolution]) -> Resolution:
+        """``plan()`` driven as far as fresh cached answers take it (no lookups).
+
+        Done if every answer it needed is cached and fresh; otherwise it stops at the
+        first one that is not (and ``_compile`` refuses it).
+        """
+        resolution = plan()
+        now = self._clock()
+        for _ in range(_COMPILE_ROUNDS):
+            queries = resolution.needs()
+            if not queries:
+                break
+            answers = []
+            for query in queries:
+                entry = self._find(query, now)
+                if entry is None or now >= entry.fresh_until:
+                    return resolution
+                answers.append(entry.fresh(query, now))
+            resolution.feed_all(answers)
+            resolution.ready()  # releases targets: done once all are
+        return resolution
 
     def _compile(self, key: Hashable, resolution: Resolution) -> bool:
         """Compile ``resolution`` for ``key`` if every answer it used is cached.
@@ -407,7 +433,7 @@ class CachingBackend:
         Only fresh (not stale) answers still held, unchanged, qualify; a failure is
         never cached, so a branch that failed is never compiled into a success.
         """
-        template = resolution.template()
+        template = resolution.template() if resolution.done else None
         if template is None:
             return False
         now = self._clock()

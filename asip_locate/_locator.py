@@ -351,7 +351,7 @@ class Locator:
         else:
             resolution = plan()
         if cache is not None:
-            on_done = self._compile_for(compiled_key)
+            on_done = self._compile_for(compiled_key, plan)
 
             def replan() -> Resolution:
                 # After the flight this stream followed: its compiled result if
@@ -376,12 +376,15 @@ class Locator:
             watch=watch,
         )
 
-    def _compile_for(self, key: Hashable) -> Callable[[TargetStream], None]:
+    def _compile_for(
+        self, key: Hashable, plan: Callable[[], Resolution]
+    ) -> Callable[[TargetStream], None]:
         cache = self._cache
         assert cache is not None
 
         def compile_result(stream: TargetStream) -> None:
-            cache.compile(key, stream._resolution)
+            if stream._resolution.compilable:
+                cache.compile(key, plan)
 
         return compile_result
 

@@ -688,6 +688,15 @@ class Resolution:
             self._held = []
         return released
 
+    @property
+    def compilable(self) -> bool:
+        """False when ``template`` refuses it whatever the cache holds.
+
+        That is: an error, or records or queries dropped to a cap.
+        """
+        ctx = self._ctx
+        return ctx is not None and self.error is None and not ctx.uncompilable
+
     def template(self) -> Template | None:
         """The finished result as a reusable Template, or None if it may not be reused.
 
@@ -696,7 +705,7 @@ class Resolution:
         Whether its answers may be reused is the cache's decision.
         """
         ctx = self._ctx
-        if ctx is None or self.error is not None or ctx.uncompilable:
+        if ctx is None or not self.compilable:
             return None
         if any(isinstance(item, _Branch) for item in self._items):
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from asip_locate import (
     SrvRecord,
     Status,
 )
+from asip_locate._aiodns import _decode, _plain_answer
 from asip_locate._answers import RR, TYPE_CNAME, build_answer, cname_chain
 
 A, AAAA, SRV, NAPTR = 1, 28, 33, 35
@@ -316,3 +318,70 @@ async def test_no_target_is_built_from_an_off_chain_record(world: dict[Query, li
     async with Locator(options, backend=ReplyBackend(world)) as locator:
         targets = await locator.resolve("sip:example.test")
     assert [str(t) for t in targets] == ["udp 127.0.0.7:5060 (h.example.test)"]
+
+
+# --- the c-ares backend's fast path for the usual reply ------------------------------
+
+
+def _pycares_record(kind: int, name: object, rclass: int, ttl: int, data: object) -> object:
+    """A stand-in for a pycares DNSRecord (the attributes the backend reads)."""
+    return SimpleNamespace(type=kind, name=name, record_class=rclass, ttl=ttl, data=data)
+
+
+def _rdata_for(kind: int, good: bool, n: int) -> object:
+    if kind == A:
+        return SimpleNamespace(addr=f"192.0.2.{n}" if good else "192.0.2")
+    if kind == AAAA:
+        return SimpleNamespace(addr=f"2001:db8::{n}" if good else "2001:db8:::1")
+    if kind == SRV:
+        return SimpleNamespace(priority=n % 3, weight=n, port=5060, target=f"H{n}.Example.test.")
+    if kind == NAPTR:
+        return SimpleNamespace(
+            order=n % 2, preference=n, flags="s", service="SIP+D2U", regexp="",
+            replacement="_sip._udp.example.test.",
+        )  # fmt: skip
+    return SimpleNamespace(cname="other.example.test." if good else None)
+
+
+_RECORD = st.tuples(
+    st.sampled_from([A, AAAA, SRV, NAPTR, TYPE_CNAME, 16]),
+    st.sampled_from(["example.test", "Example.TEST.", "other.example.test", b"\xff"]),
+    st.sampled_from([IN, IN, IN, CH]),
+    st.sampled_from([0, 60, 3600, -1, 2**31]),
+    st.booleans() | st.just(True),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    rtype=st.sampled_from([RType.A, RType.AAAA, RType.SRV, RType.NAPTR]),
+    records=st.lists(_RECORD, max_size=6),
+    max_records=st.integers(1, 5),
+)
+def test_the_backends_fast_path_gives_what_build_answer_gives(
+    rtype: RType, records: list[tuple[int, object, int, int, bool]], max_records: int
+) -> None:
+    query = Query("example.test", rtype)
+    raw = [
+        _pycares_record(kind, name, rclass, ttl, _rdata_for(kind, good, n))
+        for n, (kind, name, rclass, ttl, good) in enumerate(records, 1)
+    ]
+    fast = _plain_answer(query, query.name, raw, max_records)  # type: ignore[arg-type]
+    built = build_answer(query, [_decode(rr) for rr in raw], max_records=max_records)  # type: ignore[arg-type]
+    if fast is not None:
+        assert fast == built.answer
+        assert (built.dropped, built.capped) == (0, 0)
+    elif built.answer.status is Status.NOERROR:
+        # Left to build_answer only when it had something to drop, cap or follow.
+        assert built.dropped or built.capped or built.answer.cnames
+
+
+def test_the_usual_reply_takes_the_fast_path() -> None:
+    raw = [_pycares_record(A, "Example.TEST.", IN, 60 + n, _rdata_for(A, True, n)) for n in (1, 2)]
+    answer = _plain_answer(Query("example.test", RType.A), "example.test", raw, 32)  # type: ignore[arg-type]
+    assert answer == Answer(
+        Query("example.test", RType.A),
+        Status.NOERROR,
+        (ipaddress.IPv4Address("192.0.2.1"), ipaddress.IPv4Address("192.0.2.2")),
+        61,
+    )
