@@ -172,7 +172,8 @@ def _plain_answer(
         elif ttl > highest:
             highest = ttl
         data.append(value)  # type: ignore[arg-type]  # a Record for the four types asked
-    order_records(rtype, data)
+    if kind in (_SRV, _NAPTR):  # A/AAAA keep their wire order
+        order_records(rtype, data)
     return Answer(query, Status.NOERROR, tuple(data), answer_ttl(lowest, highest))
 
 

@@ -596,7 +596,7 @@ class Resolution:
         for item in self._items:
             if isinstance(item, Target):
                 continue
-            for query in item.needs(ctx):
+            for query in item._needs or item.needs(ctx):  # the attribute: no call
                 if query in requested:
                     continue
                 if limit is not None and len(wanted) >= limit:
@@ -726,7 +726,7 @@ class Resolution:
         index = 0
         while index < len(items):
             item = items[index]
-            if isinstance(item, _Branch) and all(map(answered, item.needs(ctx))):
+            if isinstance(item, _Branch) and all(map(answered, item._needs or item.needs(ctx))):
                 expanded = item.expanded = item.expand(answers, ctx)
                 items[index : index + 1] = expanded
                 if isinstance(item, _Naptr):
@@ -760,16 +760,22 @@ def _release(
 ) -> list[Target]:
     """Drop endpoints already released; move demoted ones to ``held``."""
     released = []
+    add = seen.add
     for target in targets:
-        endpoint = target.endpoint
-        if endpoint in seen:
+        # Hashed once: an address hashes in Python (ipaddress), an endpoint with it.
+        endpoint = _endpoint(Endpoint, (target.transport, target.address, target.port))
+        before = len(seen)
+        add(endpoint)
+        if len(seen) == before:
             continue  # RFC 3263 §4.3 gains nothing from retrying one endpoint
-        seen.add(endpoint)
-        if endpoint in demoted:
+        if demoted and endpoint in demoted:
             held.append(target)
         else:
             released.append(target)
     return released
+
+
+_endpoint = tuple.__new__  # Target.endpoint without the NamedTuple's Python-level __new__
 
 
 # --- templates: a finished resolution, reused while its answers stay ------------------

@@ -510,7 +510,7 @@ class TargetStream:
                     if watch is not None:
                         watch.sent(query)
                 self._pending[future] = query
-                future.add_done_callback(self._waker())
+                future.add_done_callback(self._wake or self._waker())
             if known:
                 resolution.feed_all(known)
 
