@@ -312,11 +312,16 @@ class CachingBackend:
         that ``query`` costs, which matters when thousands of locates wait on one name.
         """
         task = self._inflight.get(query)
-        if task is None or task.done():  # done: its answer is stored (or is a failure)
-            self._misses += 1
+        if task is not None and not task.done():  # done: its answer is stored
+            self._coalesced += 1
+            return task
+        self._misses += 1
+        submit = self._submit
+        if submit is None:
             return self._start(query)
-        self._coalesced += 1
-        return task
+        # _start's FutureLookup case, inline: every cold query comes this way.
+        lookup = self._inflight[query] = submit(query, self._on_landed)
+        return lookup
 
     def in_flight(self, query: Query) -> bool:
         """True when a lookup for ``query`` is in flight: ``shared`` would join it."""
@@ -664,5 +669,5 @@ class CachingBackend:
         self._stores_to_sweep -= 1
         if self._stores_to_sweep <= 0:  # O(size) once per `size` stores: O(1) each
             self._stores_to_sweep = self.options.cache_size
-            for expired in self._entries.sweep(now):
+            for expired in entries.sweep(now):
                 self._drop(expired)
