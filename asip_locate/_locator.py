@@ -288,16 +288,16 @@ class Locator:
         compiled = cache.compiled(compiled_key) if cache is not None else None
         if cache is not None and compiled is not None:
             targets = self._replayed(key, compiled, prefer, demoted)
-            stream = TargetStream(
+            stream = TargetStream.replaying(
                 text,
                 compiled.replay or cache.replay(compiled),
                 self._lookups,
-                deadline=self.options.deadline if deadline is None else deadline,
-                max_concurrency=options.max_concurrency,
-                key=key,
-                ready=targets,
-                watch=watch,
-                closing=self._closing,
+                self.options.deadline if deadline is None else deadline,
+                options.max_concurrency,
+                key,
+                targets,
+                watch,
+                self._closing,
             )
             if watch is not None:
                 watch.replayed(stream.attempts)  # every answer behind it, from memory
