@@ -375,7 +375,6 @@ class AiodnsBackend:
         self._channel: _Channel | None = None
         self._retired: set[_Channel] = set()
         self._closed = False
-        self._on_done = self._done  # bound once: the c-ares callback of every query
         self.channels_opened = 0
         """c-ares channels created so far (one more every ``recycle_after`` queries)."""
         self.dropped_records = 0
@@ -417,7 +416,7 @@ class AiodnsBackend:
         if channel is None:
             channel = self._open(loop)
         callback: Callable[[Any, int], None] = functools.partial(
-            self._on_done, future, query, owner, channel, settle
+            self._done, future, query, owner, channel, settle
         )
         if self.event_thread:
             callback = functools.partial(loop.call_soon_threadsafe, callback)  # type: ignore[arg-type,assignment]
