@@ -144,6 +144,11 @@ def _as_future(lookup: PendingAnswer) -> asyncio.Future[Answer]:
     return future
 
 
+def _as_landed(answer: Answer) -> Answer:
+    """A closed cache's settle callback: the answer as it came, stored nowhere."""
+    return answer
+
+
 def _srv_domain(owner: str) -> str:
     """The domain of an SRV owner name: without its leading ``_service._proto`` labels."""
     labels = owner.split(".")
@@ -261,7 +266,7 @@ class CachingBackend:
         self._stores_to_sweep = options.cache_size
         self._inflight: dict[Query, PendingAnswer] = {}
         self._submit = backend.submit if isinstance(backend, FutureLookup) else None
-        self._on_landed = self._landed  # bound once: no partial per query
+        self._on_landed: Callable[[Answer], Answer] = self._landed  # bound once, no partial
         self._hits = self._misses = self._coalesced = self._stale_served = 0
         self._compiled: OrderedDict[Hashable, Compiled] = OrderedDict()
         self._compiled_size = max(1, options.cache_size // 8)
@@ -498,6 +503,11 @@ class CachingBackend:
     async def aclose(self, *, close_backend: bool = True) -> None:
         """Cancel the queries in flight, then close the wrapped backend (if asked)."""
         self._closed = True
+        # The plans refer to their Locator, which refers to this cache, and the bound
+        # settle callback refers to the cache itself: break both cycles, so a closed
+        # Locator and its cache go without waiting for the garbage collector.
+        self._candidates.clear()
+        self._on_landed = _as_landed
         lookups = list(self._inflight.values())
         self._inflight.clear()
         for lookup in lookups:

@@ -7,6 +7,8 @@ server use names never asked before in that channel: c-ares keeps its own cache.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -780,3 +782,25 @@ async def test_aclose_cancels_submitted_lookups(clock: FakeClock) -> None:
     assert backend.futures[0].cancelled()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+
+
+@pytest.mark.parametrize("backend_kind", ["query", "submit"])
+async def test_a_closed_locator_and_its_cache_go_without_the_garbage_collector(
+    backend_kind: str,
+) -> None:
+    zone = domain_zone("d.example.test")
+    backend = Submitting(zone) if backend_kind == "submit" else FakeBackend(zone)
+    locator = Locator(LocateOptions(early_srv=False), backend=backend)
+    gc.disable()
+    try:
+        async with locator:
+            for _ in range(3):  # cold, compiled on second use, compiled
+                assert await locator.resolve("sip:d.example.test")
+        assert locator.cache_info().compiled_hits == 2
+        cache = weakref.ref(locator._cache)
+        owner = weakref.ref(locator)
+        del locator
+        assert owner() is None
+        assert cache() is None  # no cycle keeps its answers alive until a collection
+    finally:
+        gc.enable()
