@@ -37,7 +37,8 @@ def is_special_destination(address: IPAddress) -> bool:
         if value >> 32 != 0xFFFF:
             return value == 0 or value >> 120 == 0xFF
         value &= 0xFFFFFFFF  # ::ffff:a.b.c.d is that IPv4 address
-    # RFC 1122 §3.2.1.3 (a): 0.0.0.0/8 is "this host on this network", a source only.
+    # 0.0.0.0/8 ("this host on this network", a source only: RFC 1122 §3.2.1.3 (a)),
+    # 224.0.0.0/4 (multicast), 255.255.255.255 (limited broadcast).
     return value < 1 << 24 or value >> 28 == 0xE or value == 0xFFFFFFFF
 
 
