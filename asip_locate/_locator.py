@@ -288,7 +288,7 @@ class Locator:
         compiled = cache.compiled(compiled_key) if cache is not None else None
         if cache is not None and compiled is not None:
             targets = self._replayed(key, compiled, prefer, demoted)
-            stream = TargetStream.replaying(
+            stream = TargetStream(  # by position: the cached hot path (see __init__)
                 text,
                 compiled.replay or cache.replay(compiled),
                 self._lookups,
