@@ -433,7 +433,7 @@ class AiodnsBackend:
                 code = exc.args[0] if exc.args else None
                 self._done(future, query, owner, channel, settle, None, code)
         else:
-            if not channel.arm_due and not self.event_thread:
+            if not channel.arm_due and not self.event_thread:  # as arm_soon: no call
                 channel.arm_soon()
         return future
 

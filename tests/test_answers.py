@@ -343,12 +343,14 @@ def _rdata_for(kind: int, good: bool, n: int) -> object:
     return SimpleNamespace(cname="other.example.test." if good else None)
 
 
+# (type, owner, class, TTL, well formed): class IN and well-formed data weighted 3:1,
+# so that many examples are replies the fast path takes.
 _RECORD = st.tuples(
     st.sampled_from([A, AAAA, SRV, NAPTR, TYPE_CNAME, 16]),
     st.sampled_from(["example.test", "Example.TEST.", "other.example.test", b"\xff"]),
     st.sampled_from([IN, IN, IN, CH]),
     st.sampled_from([0, 60, 3600, -1, 2**31]),
-    st.booleans() | st.just(True),
+    st.sampled_from([True, True, True, False]),
 )
 
 
